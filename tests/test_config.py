@@ -2,8 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from pose.config import (ConfigError, apply_overrides, config_diff, from_dict, load_config,
-                         save_config, to_dict)
+from pose.config import (
+    ConfigError,
+    apply_overrides,
+    config_diff,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 YAMLS = sorted(p for p in (ROOT / "experiments").rglob("*.yaml") if not p.name.startswith("_"))
