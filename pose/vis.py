@@ -153,6 +153,41 @@ def draw_people(
     return out
 
 
+def draw_with_ground_truth(
+    image: np.ndarray,
+    people: Sequence[Mapping],
+    gt_people: Sequence[Mapping] | None,
+    *,
+    mode: str = "beside",
+    score_thresh: float = 0.2,
+    show_boxes: bool = True,
+    show_scores: bool = True,
+    show_indices: bool = False,
+) -> np.ndarray:
+    """Predictions (side colours) and ground truth (:data:`GT_COLORS`) on one image.
+
+    ``people`` and ``gt_people`` as in :func:`draw_people`; a ground-truth person's third
+    keypoint column is the visibility flag (drawn when > 0). ``mode``: 'beside' (two panels,
+    predictions left, ground truth right; the result is wider than the input) or 'over' (ground
+    truth drawn first, thinner, predictions on top; same size as the input).
+    """
+    if mode not in ("beside", "over"):
+        raise ValueError(f"unknown mode {mode!r}; valid: beside, over")
+    if gt_people is None:
+        return draw_people(image, people, score_thresh=score_thresh, show_boxes=show_boxes,
+                           show_scores=show_scores, show_indices=show_indices)
+    gt_kwargs = dict(score_thresh=0.0, show_boxes=show_boxes, show_scores=False, show_indices=show_indices,
+                     colors=GT_COLORS)
+    if mode == "over":
+        base = draw_people(image, gt_people, **gt_kwargs)
+        return draw_people(base, people, score_thresh=score_thresh, show_boxes=show_boxes,
+                           show_scores=show_scores, show_indices=show_indices)
+    pred = draw_people(image, people, score_thresh=score_thresh, show_boxes=show_boxes,
+                       show_scores=show_scores, show_indices=show_indices)
+    return side_by_side([pred, draw_people(image, gt_people, **gt_kwargs)],
+                        labels=["prediction", "ground truth"])
+
+
 def _put_text(image: np.ndarray, text: str, origin: tuple[int, int], *, scale: float = 0.4) -> None:
     x, y = origin
     y = max(y, 10)
@@ -292,6 +327,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; use the usual umask mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -300,6 +336,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def default_file_mode() -> int:
+    """The mode a plain ``open(path, 'w')`` would give a new file (0666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -507,13 +550,13 @@ def plot_keypoint_accuracy(acc: KeypointAccuracy, path: str | os.PathLike, *, ti
                    label=f"mean {finite.mean():.3f}")
     ax.set_xticks(range(len(values)))
     ax.set_xticklabels(acc.names, rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.22)  # room for the legend above the bars
     ax.set_ylabel(f"fraction with OKS term >= {acc.term_thresh:g}")
     ax.set_title(title or f"Per-keypoint OKS accuracy ({acc.num_matched}/{acc.num_gt} people matched)",
                  fontsize=10)
     for side in ("left", "right", "centre"):
         ax.bar([0], [0], color=tuple(c / 255 for c in SIDE_COLORS[side][::-1]), label=side)
-    ax.legend(loc="lower right", fontsize=8, ncol=4)
+    ax.legend(loc="upper right", fontsize=8, ncol=4)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=(path.suffix.lstrip(".") or "png"))

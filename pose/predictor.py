@@ -1,0 +1,312 @@
+"""Run a trained network on people's own images: image + person boxes -> 17 keypoints per person.
+
+The preprocessing is the validation pipeline of the dataset (``pose.data.coco``): box ->
+centre/scale (``box_to_center_scale``, with the config's padding and pixel_std), the codec's crop
+matrix (rotation 0), ``cv2.warpAffine`` bilinear to the network input size, BGR->RGB when
+``data.color_rgb``, /255, mean/std normalisation. All boxes of an image go through the network
+in one batch (flipped copies included when flip test is on); the heatmaps are decoded by the
+codec and mapped back to image pixels.
+
+Boxes are ``x, y, w, h`` in image pixels (COCO convention). Detection boxes can be read from a
+COCO detection-results file (:class:`DetectionBoxes`).
+"""
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from pose.config import Config
+
+
+@dataclass
+class PersonPose:
+    """One person's prediction.
+
+    keypoints: (K, 2) float32 image px (x, y).
+    scores: (K,) float32 heatmap maxima (the official keypoint scores).
+    box: (4,) float32 ``x, y, w, h`` image px, the box the crop was made from.
+    box_score: the box's score (1 for boxes given without a score).
+    heatmaps: (K, h, w) float32 network output (after flip averaging), only when requested.
+    heatmap_to_image: (2, 3) affine matrix heatmap px -> image px (for ``pose.vis.overlay_heatmaps``),
+        only when heatmaps were requested.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+    box_score: float
+    heatmaps: np.ndarray | None = None
+    heatmap_to_image: np.ndarray | None = None
+
+    @property
+    def score(self) -> float:
+        """Person score as the official rescoring: box score x mean of the keypoint scores above 0.2."""
+        above = self.scores[self.scores > 0.2]
+        return float(self.box_score * above.mean()) if above.size else 0.0
+
+    def keypoints_with_scores(self) -> np.ndarray:
+        """(K, 3) ``x, y, score``: the layout ``pose.vis.draw_skeleton`` and COCO results use."""
+        return np.concatenate([self.keypoints, self.scores[:, None]], axis=1)
+
+    def to_result(self, image_id: int) -> dict:
+        """A COCO keypoint result entry (the ``tools/test.py`` format)."""
+        return {"image_id": int(image_id), "category_id": 1,
+                "keypoints": [round(float(v), 3) for v in self.keypoints_with_scores().ravel()],
+                "score": round(self.score, 5), "bbox": [round(float(v), 2) for v in self.box]}
+
+
+def check_box(box: Sequence[float], image_size_wh: tuple[int, int], index: int | None = None) -> np.ndarray:
+    """Validate one ``x, y, w, h`` box against an image of ``(width, height)``; return it as (4,) float32.
+
+    Raises ValueError naming the box when it has not 4 finite numbers, a non-positive width or
+    height, or lies entirely outside the image. Boxes partly outside are fine (the crop pads).
+    """
+    name = f"box {index} " if index is not None else "box "
+    try:
+        arr = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}{box!r} is not 4 numbers x, y, w, h") from None
+    if arr.size != 4:
+        raise ValueError(f"{name}{list(box)} must have 4 numbers x, y, w, h, got {arr.size}")
+    pretty = "[" + ", ".join(f"{v:g}" for v in arr) + "]"
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}{pretty} (x, y, w, h) has a NaN or infinite value")
+    x, y, w, h = arr
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{name}{pretty} (x, y, w, h) has zero or negative size")
+    width, height = image_size_wh
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise ValueError(f"{name}{pretty} (x, y, w, h) lies outside the {width}x{height} image")
+    return arr.astype(np.float32)
+
+
+class Predictor:
+    """Top-down pose prediction for one image at a time.
+
+    Args:
+        model: network mapping (N, 3, H, W) normalised images to (N, K, H/4, W/4) heatmaps.
+        codec: heatmap codec (``pose.data.codecs``): crop_matrix, decode, to_image, flip_back.
+        input_size: network input (width, height).
+        color_rgb, mean, std, padding, pixel_std: as ``cfg.data`` (the dataset's preprocessing).
+        device: torch device for the network ('cpu', 'cuda', 'cuda:1', ...).
+        flip_test: also run the mirrored crops and average (official flip test).
+        shift_heatmap: shift the flipped heatmaps one pixel right (official; gaussian codec).
+        refine: decoding refinement ('default', 'dark', 'none').
+        max_batch: crops per forward pass (a larger number of boxes is split into chunks).
+    """
+
+    def __init__(self, model: nn.Module, codec, *, input_size: tuple[int, int],
+                 color_rgb: bool = True, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                 std: Sequence[float] = (0.229, 0.224, 0.225), padding: float = 1.25,
+                 pixel_std: float = 200.0, device: str | torch.device = "cpu", flip_test: bool = True,
+                 shift_heatmap: bool = True, refine: str = "default", max_batch: int = 64) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.codec = codec
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.color_rgb = bool(color_rgb)
+        self.mean = np.asarray(mean, np.float32).reshape(1, 1, 3)
+        self.std = np.asarray(std, np.float32).reshape(1, 1, 3)
+        self.padding = float(padding)
+        self.pixel_std = float(pixel_std)
+        self.flip_test = bool(flip_test)
+        self.shift_heatmap = bool(shift_heatmap)
+        self.refine = refine
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.max_batch = int(max_batch)
+
+    @classmethod
+    def from_config(cls, cfg: Config, weights: str | os.PathLike | None, device: str = "cpu",
+                    flip_test: bool | None = None, **kwargs) -> "Predictor":
+        """Build the network of ``cfg.model``, load ``weights`` (strict; a mismatch raises the
+        error of ``pose.models.load_weights`` naming the file and the keys) and take the
+        preprocessing from ``cfg.data`` and the decoding from ``cfg.test``.
+
+        ``weights=None`` keeps the freshly initialised network (for tests and smoke runs).
+        ``device='auto'`` picks CUDA when available. ``flip_test=None`` uses ``cfg.test.flip_test``.
+        """
+        from pose.data.codecs import build_codec_from_config
+        from pose.models import build_model, load_weights
+
+        model = build_model(cfg)
+        if weights is not None:
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"weights file not found: {path}")
+            load_weights(model, path, strict=True)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
+                   color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
+                   padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
+                   flip_test=cfg.test.flip_test if flip_test is None else flip_test,
+                   shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine, **kwargs)
+
+    def preprocess(self, image_bgr: np.ndarray,
+                   boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Crops for ``boxes`` (N, 4) xywh image px.
+
+        Returns ``(inputs (N, 3, H, W) float32 normalised, centers (N, 2), scales (N, 2))``.
+        """
+        from pose.data.transforms import box_to_center_scale
+
+        in_w, in_h = self.input_size
+        crops, centers, scales = [], [], []
+        for box in boxes:
+            center, scale = box_to_center_scale(box, in_w / in_h, padding=self.padding,
+                                                pixel_std=self.pixel_std)
+            mat = self.codec.crop_matrix(np.asarray(center), np.asarray(scale), 0.0)
+            crop = cv2.warpAffine(image_bgr, np.asarray(mat, np.float64), (in_w, in_h),
+                                  flags=cv2.INTER_LINEAR)
+            if self.color_rgb:
+                crop = crop[:, :, ::-1]
+            crops.append((crop.astype(np.float32) / 255.0 - self.mean) / self.std)
+            centers.append(np.asarray(center, np.float32))
+            scales.append(np.asarray(scale, np.float32))
+        inputs = torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)))
+        return inputs, np.stack(centers), np.stack(scales)
+
+    @torch.inference_mode()
+    def heatmaps(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Heatmaps (N, K, h, w) on the CPU for (N, 3, H, W) inputs, flip-averaged when flip test is on."""
+        outs = []
+        for start in range(0, len(inputs), self.max_batch):
+            chunk = inputs[start:start + self.max_batch].to(self.device)
+            n = len(chunk)
+            batch = torch.cat([chunk, chunk.flip(3)]) if self.flip_test else chunk
+            out = self.model(batch).float()
+            if self.flip_test:
+                flipped = self.codec.flip_back(out[n:], shift=self.shift_heatmap)
+                out = (out[:n] + flipped) * 0.5
+            outs.append(out.cpu())
+        return torch.cat(outs)
+
+    def predict(self, image_bgr: np.ndarray, boxes: Sequence | np.ndarray | None = None, *,
+                box_scores: Sequence[float] | None = None,
+                return_heatmaps: bool = False) -> list[PersonPose]:
+        """Keypoints of each person box in an image.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR (as ``cv2.imread`` returns).
+            boxes: (N, 4) ``x, y, w, h`` image px; None (or empty) uses the whole image as one box.
+            box_scores: (N,) scores of the boxes (default 1).
+            return_heatmaps: also return each person's heatmaps and heatmap->image matrix.
+
+        Returns:
+            One :class:`PersonPose` per box, in the order given.
+        """
+        if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 \
+                or image_bgr.shape[2] != 3:
+            got = f"{getattr(image_bgr, 'shape', type(image_bgr))} {getattr(image_bgr, 'dtype', '')}"
+            raise ValueError(f"image must be a uint8 BGR array of shape (H, W, 3), got {got}")
+        height, width = image_bgr.shape[:2]
+        if boxes is None or len(boxes) == 0:
+            boxes = [(0.0, 0.0, float(width), float(height))]
+            box_scores = None
+        checked = np.stack([check_box(b, (width, height), i) for i, b in enumerate(boxes)])
+        if box_scores is None:
+            box_scores = [1.0] * len(checked)
+        if len(box_scores) != len(checked):
+            raise ValueError(f"{len(box_scores)} box scores for {len(checked)} boxes")
+        inputs, centers, scales = self.preprocess(image_bgr, checked)
+        heatmaps = self.heatmaps(inputs).numpy()
+        coords, maxvals = self.codec.decode(heatmaps, refine=self.refine)
+        image_coords = self.codec.to_image(coords, centers, scales)
+        people = []
+        for i in range(len(checked)):
+            person = PersonPose(keypoints=np.asarray(image_coords[i], np.float32),
+                                scores=np.asarray(maxvals[i], np.float32).reshape(-1),
+                                box=checked[i], box_score=float(box_scores[i]))
+            if return_heatmaps:
+                person.heatmaps = heatmaps[i]
+                person.heatmap_to_image = self._heatmap_to_image(centers[i], scales[i])
+            people.append(person)
+        return people
+
+    def _heatmap_to_image(self, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """(2, 3) affine heatmap px -> image px, in the codec's own convention (via ``to_image``)."""
+        src = np.array([[[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]]], np.float32)
+        dst = self.codec.to_image(src, center[None], scale[None])[0]
+        return cv2.getAffineTransform(src[0], np.asarray(dst, np.float32))
+
+
+class DetectionBoxes:
+    """Person boxes from a COCO detection-results file: a JSON list of
+    ``{image_id, category_id, bbox [x, y, w, h], score}`` (e.g. the official
+    ``COCO_val2017_detections_AP_H_56_person.json``).
+
+    Args:
+        path: the JSON file.
+        score_thresh: boxes with a lower score are dropped.
+        category_id: only this category is kept (1, person).
+        gt_file: optional COCO annotation file, to look images up by file name.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, score_thresh: float = 0.0, category_id: int = 1,
+                 gt_file: str | os.PathLike | None = None) -> None:
+        from pose.vis import load_json
+
+        self.path = Path(path)
+        dets = load_json(self.path, "detection-results file")
+        if not isinstance(dets, list):
+            raise ValueError(f"{self.path}: a detection-results file must be a JSON list of "
+                             "{image_id, category_id, bbox, score}")
+        self.boxes: dict[int, list[tuple[np.ndarray, float]]] = {}
+        for i, d in enumerate(dets):
+            if not isinstance(d, dict) or "image_id" not in d or "bbox" not in d:
+                raise ValueError(f"{self.path}: entry {i} has no image_id/bbox: {str(d)[:120]}")
+            if d.get("category_id", 1) != category_id or float(d.get("score", 1.0)) < score_thresh:
+                continue
+            self.boxes.setdefault(int(d["image_id"]), []).append(
+                (np.asarray(d["bbox"], np.float32), float(d.get("score", 1.0))))
+        self.file_to_id: dict[str, int] = {}
+        if gt_file is not None:
+            gt = load_json(gt_file, "annotation file")
+            self.file_to_id = {Path(im["file_name"]).name: int(im["id"]) for im in gt.get("images", [])}
+
+    def image_id_for(self, file_name: str | os.PathLike) -> int:
+        """The image id of a file: from the annotation file when given, else the number in its
+        name (COCO names files by id: ``000000397133.jpg`` -> 397133)."""
+        name = Path(file_name).name
+        if name in self.file_to_id:
+            return self.file_to_id[name]
+        if self.file_to_id:
+            raise ValueError(f"image {name} is not in the annotation file given with the detections")
+        digits = re.findall(r"\d+", Path(name).stem)
+        if not digits:
+            raise ValueError(f"cannot tell the image id of {name} for {self.path}: its name has no number "
+                             "(pass the annotation file to map file names to ids)")
+        return int(digits[-1])
+
+    def for_image(self, image_id: int | None = None, *, file_name: str | os.PathLike | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """``(boxes (N, 4) xywh, scores (N,))`` of one image, by id or file name (N may be 0)."""
+        if (image_id is None) == (file_name is None):
+            raise ValueError("give exactly one of image_id and file_name")
+        if image_id is None:
+            image_id = self.image_id_for(file_name)
+        found = self.boxes.get(int(image_id), [])
+        if not found:
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        return np.stack([b for b, _ in found]), np.array([s for _, s in found], np.float32)
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``'x,y,w,h'`` -> 4 floats (for command lines); raises ValueError naming the text."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"box {text!r} is not 4 numbers x,y,w,h") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"box {text!r} must be 4 finite numbers x,y,w,h")
+    return values  # type: ignore[return-value]
