@@ -76,6 +76,10 @@ def test_results_mode_one_image_per_image(tmp_path):
     assert run("results", "--results", res_file, "--images", images_dir, "--gt", gt_file, "--out", out2) == 0
     drawn = cv2.imread(str(out2 / written[0]))
     assert drawn.shape[1] > 2 * 120 and drawn.shape[0] == 90
+    out_m = tmp_path / "out_montage"
+    assert run("results", "--results", res_file, "--images", images_dir, "--out", out_m, "--montage", "2",
+               "--montage-cols", "2") == 0
+    assert cv2.imread(str(out_m / "montage.jpg")).shape == (90, 2 * 120 + 4, 3)
     out3 = tmp_path / "out_over"
     assert run("results", "--results", res_file, "--images", images_dir, "--gt", gt_file, "--gt-mode", "over",
                "--out", out3) == 0

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pose import vis
@@ -62,6 +63,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-mode", choices=("beside", "over"), default="beside",
                    help="ground truth in a second panel (beside) or under the predictions (over)")
     p.add_argument("--max-images", type=int, default=0, help="stop after this many images (0: all)")
+    p.add_argument("--montage", type=int, default=0, metavar="N",
+                   help="also write montage.jpg: the first N drawn images in a grid (e.g. for a README)")
+    p.add_argument("--montage-cols", type=int, default=3, help="columns of the montage (default 3)")
     _add_drawing_args(p, score_default=0.3)
 
     p = sub.add_parser("predict", help="run a network on images or a video and draw the predictions")
@@ -228,7 +232,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         image_ids = sorted(result_ids)
     people = _results_people(results, args.score_thresh)
     inputs = {p.resolve() for p in files.values()}
-    written, failures = [], []
+    written, failures, montage = [], [], []
     for image_id in image_ids[:args.max_images or None]:
         src = files.get(image_id)
         if src is None:
@@ -245,6 +249,14 @@ def cmd_results(args: argparse.Namespace) -> int:
             score_thresh=args.kpt_thresh, show_boxes=not args.no_boxes, show_scores=not args.no_scores,
             show_indices=args.show_indices)
         written.append(vis.write_image(_safe_output(out / src.name, inputs), drawn))
+        if len(montage) < args.montage:
+            montage.append(drawn)
+    if montage:
+        size = montage[0].shape[1], montage[0].shape[0]
+        tiles = [m if m.shape[:2] == montage[0].shape[:2] else cv2.resize(m, size) for m in montage]
+        grid = vis.make_grid(tiles, cols=args.montage_cols)
+        path = vis.write_image(_safe_output(out / "montage.jpg", inputs), grid)
+        print(f"wrote {path} ({len(tiles)} images)")
     return _report(written, failures, "images")
 
 
@@ -302,8 +314,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_video(predictor, src: Path, out: Path, boxes: list, args: argparse.Namespace) -> int:
-    import cv2
-
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise UserError(f"cannot open video {src} (missing codec, or not a video file)")
@@ -395,8 +405,6 @@ def _sample_panel(sample: dict, cfg) -> np.ndarray:
     target = sample["target"].numpy()
     weight = sample["target_weight"].numpy().reshape(-1)
     zoom = max(1, math.ceil(128 / image.shape[0]))
-    import cv2
-
     image = cv2.resize(image, (image.shape[1] * zoom, image.shape[0] * zoom), interpolation=cv2.INTER_NEAREST)
     k, h, w = target.shape
     flat = target.reshape(k, -1).argmax(1)
