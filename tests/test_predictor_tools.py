@@ -143,17 +143,3 @@ def test_video_in_video_out(weights, tmp_path):
         frames += 1
     assert frames == 3
     assert len(list(out.glob("clip_*.jpg"))) == 3
-
-
-def test_dataset_browser_writes_grids(tmp_path):
-    root = tmp_path / "synthetic"
-    overrides = OVERRIDES + [f"data.root={root}", "data.synthetic.num_train_images=4",
-                             "data.synthetic.num_val_images=2"]
-    out = tmp_path / "grids"
-    assert run("dataset", "--cfg", CFG, "--num", "5", "--per-grid", "4", "--cols", "2", "--out", out,
-               *overrides) == 0
-    grids = sorted(out.iterdir())
-    assert [g.name for g in grids] == ["dataset_train_000.jpg", "dataset_train_001.jpg"]
-    first, second = cv2.imread(str(grids[0])), cv2.imread(str(grids[1]))
-    assert first.shape[0] > second.shape[0]  # 2 rows vs 1
-    assert first.std() > 5
