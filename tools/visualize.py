@@ -74,7 +74,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-init", action="store_true", help="use an untrained network (smoke tests)")
     p.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
     p.add_argument("--box", action="append", default=[], metavar="X,Y,W,H",
-                   help="person box in image px (repeatable); default: the whole image")
+                   help="person box in image px (repeatable; write --box=-5,10,80,200 when x is negative); "
+                   "default: the whole image")
     p.add_argument("--det-file", help="COCO detection-results JSON (boxes per image id)")
     p.add_argument("--det-score-thresh", type=float, default=0.0, help="drop detections below this score")
     p.add_argument("--gt", help="annotation file mapping image file names to ids (for --det-file)")
