@@ -1,0 +1,392 @@
+"""COCO person keypoints for top-down training and evaluation (official HRNet semantics).
+
+Layout under ``root``::
+
+    annotations/person_keypoints_{image_set}.json   (train / val: images, annotations, categories)
+    annotations/image_info_{image_set}.json         (test sets: images only; optional)
+    images/{image_set}/{file_name}
+    person_detection_results/*.json                 (detections: [{image_id, category_id, bbox, score}])
+
+Boxes: training always uses ground-truth boxes, filtered as the official code (non-crowd,
+person category, box clipped with ``x2 = min(W-1, x1 + max(0, w-1))``, kept when the annotation
+``area > 0`` and the clipped box is non-empty, keypoints not all zero, visibility clamped to 1).
+Evaluation uses these boxes (``use_gt_bbox``) or a detection-results file (person category,
+``score >= det_score_thresh``, positive width and height).
+
+Test sets (``image_set`` containing 'test', e.g. test-dev2017) have no keypoint ground truth and
+need detection boxes. Their image list is ``annotations/image_info_{image_set}.json`` when
+present (``coco`` is then a COCO object without annotations); without it ``annotation_file`` and
+``coco`` are None and images are found as ``images/{image_set}/{image_id:012d}.jpg`` (COCO's naming).
+
+Every dropped annotation or box is counted and the counts are logged (``logging`` at INFO).
+"""
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pose.config import AugmentConfig
+from pose.data.codecs import HeatmapCodec
+from pose.data.image_io import (
+    CorruptImageError,
+    crop_zoom,
+    read_image,
+    reduced_to_full_matrix,
+    reduction_for_zoom,
+)
+from pose.data.transforms import (
+    affine_points,
+    box_to_center_scale,
+    compose_affine,
+    flip_center,
+    flip_joints,
+    half_body_center_scale,
+    hflip_matrix,
+    sample_rotation,
+    sample_scale_multiplier,
+)
+from pose.keypoints import FLIP_PAIRS, UPPER_BODY_IDS
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DET_SCHEMA = "a JSON list of {image_id: int, category_id: int, bbox: [x, y, w, h], score: number}"
+MAX_SKIPS_IN_A_ROW = 20
+
+
+class DatasetError(ValueError):
+    """A dataset file is malformed or inconsistent; the message names the file and what was expected."""
+
+
+def load_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; missing file -> FileNotFoundError, bad JSON -> DatasetError, both naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                           f"expected a {what}") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON text ({exc}); expected a {what}") from None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_box(box: Any) -> bool:
+    return isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)
+
+
+class CocoKeypoints(Dataset):
+    """Top-down person crops with heatmap targets.
+
+    Args:
+        root: dataset root (COCO layout, see the module docstring).
+        image_set: e.g. 'train2017', 'val2017', 'test-dev2017'.
+        codec: heatmap codec (crop convention, targets).
+        train: training mode (ground-truth boxes, augmentation when ``aug`` is given).
+        aug: augmentation settings (used only when ``train``).
+        use_gt_bbox: evaluation with ground-truth boxes; False reads ``det_file``.
+        det_file: detection-results file (boxes for evaluation).
+        det_score_thresh: detections with a lower score are dropped.
+        color_rgb: feed RGB (False: BGR, as the official ResNet configs).
+        mean, std: per-channel normalisation of the [0, 1] image, in the fed channel order.
+        padding, pixel_std: box padding and the unit of scale.
+        skip_corrupt_images: in training, replace an undecodable image by a random other sample
+            (counted in ``num_skipped_images`` of this process, and logged) instead of raising.
+        num_joints: keypoints per person (COCO: 17; left/right pairs known only for 17).
+        reduced_decode: decode JPEGs at 1/2, 1/4 or 1/8 size when the crop is at least that much
+            smaller than the image region (faster; results differ by interpolation noise only).
+
+    Items (``__getitem__``): ``image`` (3, H, W) float32 normalised; ``target`` (K, h, w) float32;
+    ``target_weight`` (K, 1) float32; ``center`` (2,) and ``scale`` (2,) float32 of the crop in
+    image px / pixel_std units; ``rotation`` (degrees); ``score`` (box score, 1 for ground truth);
+    ``area`` = scale[0] * scale[1] * pixel_std**2; ``image_id``; ``index``; ``joints`` (K, 3)
+    float32 image px + visibility (zeros for detection boxes). In training, ``center``,
+    ``rotation`` and ``joints`` describe the augmented crop in the frame of the (possibly
+    mirrored) image, so ``codec.crop_matrix(center, scale, rotation)`` maps ``joints`` into the crop.
+    """
+
+    def __init__(self, *, root: str | os.PathLike, image_set: str, codec: HeatmapCodec, train: bool,
+                 aug: AugmentConfig | None = None, use_gt_bbox: bool = True,
+                 det_file: str | os.PathLike | None = None, det_score_thresh: float = 0.0,
+                 color_rgb: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, padding: float = 1.25, pixel_std: float = 200.0,
+                 skip_corrupt_images: bool = False, num_joints: int = 17,
+                 reduced_decode: bool = False) -> None:
+        self.root = Path(root)
+        self.image_set = image_set
+        self.codec = codec
+        self.train = bool(train)
+        self.aug = aug if self.train else None
+        self.use_gt_bbox = bool(use_gt_bbox)
+        self.det_file = Path(det_file) if det_file is not None else None
+        self.det_score_thresh = float(det_score_thresh)
+        self.color_rgb = bool(color_rgb)
+        self.padding = float(padding)
+        self.pixel_std = float(pixel_std)
+        self.skip_corrupt_images = bool(skip_corrupt_images)
+        self.num_joints = int(num_joints)
+        self.reduced_decode = bool(reduced_decode)
+        self.num_skipped_images = 0
+        self.input_size = codec.input_size
+        self.aspect_ratio = self.input_size[0] / self.input_size[1]
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean and std must have 3 values (std > 0), got {mean}, {std}")
+        # (x / 255 - mean) / std as one multiply-add per channel.
+        self._mul = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32).view(3, 1, 1)
+        self._add = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32).view(3, 1, 1)
+        self._flip_pairs = FLIP_PAIRS if self.num_joints == 17 else ()
+        self._upper_ids = UPPER_BODY_IDS if self.num_joints == 17 else tuple(range(self.num_joints // 2))
+        self._check_layout()
+        self.is_test_set = "test" in image_set
+        self.annotation_file, self.coco = self._load_annotations()
+        if self.train or self.use_gt_bbox:
+            if self.coco is None or "annotations" not in self.coco.dataset:
+                raise DatasetError(f"{self.annotation_file or self.root / 'annotations'}: no keypoint "
+                                   f"annotations for {image_set!r}; evaluate it with detection boxes "
+                                   "(use_gt_bbox false / test.use_gt_bbox=false)")
+            self.records = self._gt_records()
+        else:
+            if self.det_file is None:
+                raise ValueError("use_gt_bbox is false but no det_file was given")
+            self.records = self._det_records()
+        if not self.records:
+            raise DatasetError(f"no usable person instances in {image_set!r} under {self.root} "
+                               "(see the log for what was filtered)")
+
+    # --- loading --------------------------------------------------------------------------------
+    def _check_layout(self) -> None:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset root not found: {self.root} (expected annotations/ and "
+                                    f"images/{self.image_set}/ under it)")
+        self.image_dir = self.root / "images" / self.image_set
+        if not self.image_dir.is_dir():
+            raise FileNotFoundError(f"image folder not found: {self.image_dir} (expected "
+                                    f"root/images/{self.image_set}/<file_name>)")
+
+    def _load_annotations(self):
+        prefix = "image_info" if "test" in self.image_set else "person_keypoints"
+        path = self.root / "annotations" / f"{prefix}_{self.image_set}.json"
+        if not path.is_file():
+            if self.is_test_set and not self.use_gt_bbox and not self.train:
+                logger.info("%s not found: images of %s are looked up as images/%s/<image_id:012d>.jpg",
+                            path, self.image_set, self.image_set)
+                return None, None
+            raise FileNotFoundError(f"annotation file not found: {path}")
+        data = load_json(path, "COCO annotation file")
+        self._validate_annotations(path, data)
+        from pycocotools.coco import COCO
+
+        coco = COCO()
+        coco.dataset = data
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+        return path, coco
+
+    def _validate_annotations(self, path: Path, data: Any) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise DatasetError(f"{path}: expected a COCO JSON object with an 'images' list")
+        if "annotations" in data and not isinstance(data["annotations"], list):
+            raise DatasetError(f"{path}: 'annotations' must be a list")
+        for i, img in enumerate(data["images"]):
+            if not isinstance(img, dict) or not isinstance(img.get("id"), int) \
+                    or not isinstance(img.get("file_name"), str):
+                raise DatasetError(f"{path}: images[{i}] must have an integer 'id' and a 'file_name'")
+        need = 3 * self.num_joints
+        for i, ann in enumerate(data.get("annotations", [])):
+            if not isinstance(ann, dict) or "image_id" not in ann:
+                raise DatasetError(f"{path}: annotations[{i}] must be an object with an 'image_id'")
+            if ann.get("category_id", 1) != 1:
+                continue
+            where = f"{path}: annotation {ann.get('id', f'#{i}')} (image {ann['image_id']})"
+            kps = ann.get("keypoints")
+            if not isinstance(kps, list) or len(kps) != need:
+                got = f"{len(kps)} values" if isinstance(kps, list) else repr(type(kps).__name__)
+                raise DatasetError(f"{where}: 'keypoints' must be {need} numbers ({self.num_joints} "
+                                   f"keypoints x [x, y, v]), got {got}")
+            if not all(_is_number(v) for v in kps):
+                raise DatasetError(f"{where}: 'keypoints' must be finite numbers")
+            if not _check_box(ann.get("bbox")):
+                raise DatasetError(f"{where}: 'bbox' must be 4 numbers [x, y, w, h], got {ann.get('bbox')!r}")
+            if not _is_number(ann.get("area")):
+                raise DatasetError(f"{where}: 'area' must be a number, got {ann.get('area')!r}")
+
+    def _image_record(self, image_id: int) -> dict:
+        if self.coco is None:
+            return {"file_name": f"{image_id:012d}.jpg", "width": None, "height": None}
+        img = self.coco.imgs[image_id]
+        return {"file_name": img["file_name"], "width": img.get("width"), "height": img.get("height")}
+
+    def _gt_records(self) -> list[dict]:
+        counts = {"crowd": 0, "not person": 0, "empty box or area": 0, "no labelled keypoints": 0}
+        records = []
+        ann_file = self.annotation_file
+        for image_id in self.coco.getImgIds():
+            img = self.coco.imgs[image_id]
+            width, height = img.get("width"), img.get("height")
+            if not _is_number(width) or not _is_number(height):
+                raise DatasetError(f"{ann_file}: image {image_id} needs numeric 'width' and 'height'")
+            for ann in self.coco.imgToAnns.get(image_id, []):
+                if ann.get("iscrowd", 0):
+                    counts["crowd"] += 1
+                    continue
+                if ann.get("category_id", 1) != 1:
+                    counts["not person"] += 1
+                    continue
+                x, y, w, h = ann["bbox"]
+                x1, y1 = max(0.0, x), max(0.0, y)
+                x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+                y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+                if not (ann["area"] > 0 and x2 >= x1 and y2 >= y1):
+                    counts["empty box or area"] += 1
+                    continue
+                kps = np.asarray(ann["keypoints"], dtype=np.float32).reshape(self.num_joints, 3)
+                if kps.max() == 0:
+                    counts["no labelled keypoints"] += 1
+                    continue
+                kps[:, 2] = np.minimum(kps[:, 2], 1.0)
+                box = [x1, y1, x2 - x1, y2 - y1]
+                center, scale = box_to_center_scale(box, self.aspect_ratio, self.padding, self.pixel_std)
+                records.append({"image_id": int(image_id), "file_name": img["file_name"],
+                                "width": int(width), "height": int(height), "box": np.float32(box),
+                                "center": center, "scale": scale, "joints": kps, "score": 1.0})
+        total = len(self.coco.anns)
+        dropped = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
+        logger.info("%s: %d of %d annotations kept as person instances%s", ann_file, len(records), total,
+                    f" (dropped: {dropped})" if dropped else "")
+        return records
+
+    def _det_records(self) -> list[dict]:
+        path = self.det_file
+        dets = load_json(path, "detection-results file")
+        if not isinstance(dets, list):
+            raise DatasetError(f"{path}: top level is {type(dets).__name__}; expected {DET_SCHEMA}")
+        counts = {"not person": 0, f"score < {self.det_score_thresh:g}": 0, "empty box": 0,
+                  "image not in the annotation file": 0}
+        records = []
+        zeros = np.zeros((self.num_joints, 3), np.float32)
+        for i, det in enumerate(dets):
+            ok = isinstance(det, dict) and isinstance(det.get("image_id"), int) \
+                and isinstance(det.get("category_id"), int) and _check_box(det.get("bbox")) \
+                and _is_number(det.get("score"))
+            if not ok:
+                raise DatasetError(f"{path}: entry {i} is {json.dumps(det)[:200]}; expected {DET_SCHEMA}")
+            if det["category_id"] != 1:
+                counts["not person"] += 1
+                continue
+            if det["score"] < self.det_score_thresh:
+                counts[f"score < {self.det_score_thresh:g}"] += 1
+                continue
+            x, y, w, h = det["bbox"]
+            if w <= 0 or h <= 0:
+                counts["empty box"] += 1
+                continue
+            if self.coco is not None and det["image_id"] not in self.coco.imgs:
+                counts["image not in the annotation file"] += 1
+                continue
+            center, scale = box_to_center_scale(det["bbox"], self.aspect_ratio, self.padding, self.pixel_std)
+            records.append({"image_id": det["image_id"], **self._image_record(det["image_id"]),
+                            "box": np.float32(det["bbox"]), "center": center, "scale": scale,
+                            "joints": zeros, "score": float(det["score"])})
+        dropped = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
+        logger.info("%s: %d of %d detections kept%s", path, len(records), len(dets),
+                    f" (dropped: {dropped})" if dropped else "")
+        if counts["image not in the annotation file"] == len(dets) and dets:
+            raise DatasetError(f"{path}: none of its image ids is in {self.annotation_file}")
+        return records
+
+    # --- items ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        for _ in range(MAX_SKIPS_IN_A_ROW):
+            try:
+                return self._load(index)
+            except CorruptImageError as exc:
+                if not (self.skip_corrupt_images and self.train):
+                    raise
+                self.num_skipped_images += 1
+                logger.warning("%s; sample %d skipped (%d corrupt images skipped in this process)",
+                               exc, index, self.num_skipped_images)
+                index = random.randrange(len(self.records))
+        raise CorruptImageError(f"{MAX_SKIPS_IN_A_ROW} corrupt images in a row under {self.image_dir}")
+
+    def _augment(self, center, scale, joints, vis) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        aug = self.aug
+        if vis.sum() > aug.half_body_min_joints and np.random.rand() < aug.half_body_prob:
+            half = half_body_center_scale(joints, vis, self.aspect_ratio, self.pixel_std, self._upper_ids)
+            if half is not None and (half[1] > 0).all():
+                center, scale = half
+        scale = scale * sample_scale_multiplier(aug.scale_factor)
+        rotation = sample_rotation(aug.rot_factor, aug.rot_prob)
+        flip = bool(aug.flip and random.random() <= aug.flip_prob)
+        return center, scale, rotation, flip
+
+    def _read(self, rec: dict, mat: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """Image (BGR), its reduction factor and the full-size width."""
+        path = self.image_dir / rec["file_name"]
+        reduce = reduction_for_zoom(crop_zoom(mat)) if self.reduced_decode else 1
+        image = read_image(path, reduce)
+        if reduce == 1:
+            return image, 1, image.shape[1]
+        width, height = rec["width"], rec["height"]
+        if width is None or image.shape[:2] != (math.ceil(height / reduce), math.ceil(width / reduce)):
+            # Size unknown or not as annotated: decode at full size, where the frame is certain.
+            image = read_image(path, 1)
+            return image, 1, image.shape[1]
+        return image, reduce, int(width)
+
+    def _load(self, index: int) -> dict:
+        rec = self.records[index]
+        center, scale = rec["center"].copy(), rec["scale"].copy()
+        joints, vis = rec["joints"][:, :2].copy(), rec["joints"][:, 2].copy()
+        rotation, flip = 0.0, False
+        if self.aug is not None:
+            center, scale, rotation, flip = self._augment(center, scale, joints, vis)
+        zoom_mat = self.codec.crop_matrix(center, scale, rotation)
+        image, reduce, width = self._read(rec, zoom_mat)
+        mat, warp = zoom_mat, zoom_mat
+        if flip:  # the mirror is folded into the warp: the image itself is never flipped
+            joints, vis = flip_joints(joints, vis, width, self._flip_pairs)
+            center = flip_center(center, width)
+            mat = self.codec.crop_matrix(center, scale, rotation)  # mirrored image -> crop
+            warp = compose_affine(mat, hflip_matrix(width))
+        if reduce > 1:
+            warp = compose_affine(warp, reduced_to_full_matrix(reduce))
+        crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
+        target, weight = self.codec.encode(affine_points(joints, mat), vis)  # detections: vis 0, no target
+        chw = crop.transpose(2, 0, 1)
+        if self.color_rgb:
+            chw = chw[::-1]
+        tensor = torch.from_numpy(np.ascontiguousarray(chw)).float().mul_(self._mul).add_(self._add)
+        return {
+            "image": tensor,
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight).view(-1, 1),
+            "center": torch.from_numpy(np.asarray(center, np.float32)),
+            "scale": torch.from_numpy(np.asarray(scale, np.float32)),
+            "rotation": float(rotation),
+            "score": float(rec["score"]),
+            "area": float(scale[0] * scale[1] * self.pixel_std ** 2),
+            "image_id": int(rec["image_id"]),
+            "index": int(index),
+            "joints": torch.from_numpy(np.concatenate([joints, vis[:, None]], axis=1).astype(np.float32)),
+        }
