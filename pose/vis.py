@@ -346,15 +346,15 @@ def default_file_mode() -> int:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 BGR; a missing or unreadable file raises ValueError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"image not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot read image {path} (not an image OpenCV can decode, or the file is corrupt)")
-    return image
+    """Read an image as (H, W, 3) uint8 BGR, decoded as the datasets do (``pose.data.image_io``, EXIF
+    orientation ignored, so coordinates match COCO's); a missing or unreadable file raises ValueError
+    naming it."""
+    from pose.data.image_io import read_image as _read
+
+    try:
+        return _read(path)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------

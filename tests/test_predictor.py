@@ -12,10 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-codecs = pytest.importorskip("pose.data.codecs", reason="pose.data.codecs not there yet")
-pytest.importorskip("pose.data.transforms", reason="pose.data.transforms not there yet")
-
-from pose.predictor import DetectionBoxes, PersonPose, Predictor, check_box, parse_box  # noqa: E402
+from pose.data import codecs
+from pose.predictor import DetectionBoxes, PersonPose, Predictor, check_box, parse_box
 
 
 class DotFinder(nn.Module):

@@ -181,6 +181,6 @@ def test_grid_side_by_side_and_atomic_write(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         read_image(tmp_path / "missing.jpg")
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="cannot read image"):
+    with pytest.raises(ValueError, match="cannot decode"):
         read_image(tmp_path / "bad.jpg")
     assert cv2.imread(str(path)) is not None
