@@ -171,10 +171,15 @@ def test_help_documents_exit_status(capsys):
 
 
 def test_dataset_browser_writes_grids(tmp_path):
-    pytest.importorskip("pose.data.synthetic", reason="pose.data.synthetic not there yet")
-    root = tmp_path / "synthetic"
+    # A COCO layout: annotations/person_keypoints_train2017.json + images/train2017/.
+    root = tmp_path / "coco"
+    images_dir, gt_file, _ = make_dataset(tmp_path / "src", num_images=5)
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    gt_file.rename(root / "annotations" / "person_keypoints_train2017.json")
+    images_dir.rename(root / "images" / "train2017")
     overrides = ["data.input_size=[48,64]", "data.heatmap_size=[12,16]", f"data.root={root}",
-                 "data.synthetic.num_train_images=4", "data.synthetic.num_val_images=2"]
+                 "data.synthetic.enabled=false", "model.arch=hrnet_tiny"]
     out = tmp_path / "grids"
     cfg = ROOT / "experiments" / "synthetic" / "tiny.yaml"
     assert run("dataset", "--cfg", cfg, "--num", "5", "--per-grid", "4", "--cols", "2", "--out", out,
@@ -182,5 +187,9 @@ def test_dataset_browser_writes_grids(tmp_path):
     grids = sorted(out.iterdir())
     assert [g.name for g in grids] == ["dataset_train_000.jpg", "dataset_train_001.jpg"]
     first, second = cv2.imread(str(grids[0])), cv2.imread(str(grids[1]))
-    assert first.shape[0] > second.shape[0]  # 2 rows vs 1
-    assert first.std() > 5
+    # Panels: crop zoomed x2 (64 -> 128 rows) | same; 2 rows vs 1.
+    assert first.shape[0] == 2 * 128 + 4 and second.shape[0] == 128
+    assert first.shape[1] == 2 * (2 * 96 + 2) + 4
+    # The right half of a panel carries the heatmap colour map (red/yellow peaks somewhere).
+    panel = second[:, 96 + 2:2 * 96 + 2].astype(int)
+    assert (panel[..., 2] - panel[..., 0]).max() > 100
