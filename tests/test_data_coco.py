@@ -61,6 +61,7 @@ def coco_root(tmp_path):
             person(14, 2, (-10, 60, 60, 80)),  # partly outside: clipped
             {**person(15, 2, (10, 10, 20, 20)), "category_id": 2},
             person(16, 3, (100, 10, 40, 90)),
+            person(17, 99, (100, 10, 40, 90)),  # no such image
         ]
         write_json(root / "annotations" / f"person_keypoints_{split}.json",
                    {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]})
@@ -91,7 +92,8 @@ def test_filtering_counts_and_records(coco_root, caplog):
     assert len(ds) == 3 and ds.coco is not None
     assert ds.annotation_file == coco_root / "annotations" / "person_keypoints_val2017.json"
     log = caplog.text
-    assert "3 of 7 annotations" in log and "1 crowd" in log and "1 not person" in log
+    assert "3 of 8 annotations" in log and "1 crowd" in log and "1 not person" in log
+    assert "1 image not in 'images'" in log
     assert "1 empty box or area" in log and "1 no labelled keypoints" in log
     rec = ds.records[1]  # ann 14: x1 = 0, x2 = min(159, 0 + 59) = 59; y2 = min(119, 60 + 79) = 119
     np.testing.assert_allclose(rec["box"], [0, 60, 59, 59])

@@ -268,6 +268,7 @@ class CocoKeypoints(Dataset):
                                 "width": int(width), "height": int(height), "box": np.float32(box),
                                 "center": center, "scale": scale, "joints": kps, "score": 1.0})
         total = len(self.coco.anns)
+        counts["image not in 'images'"] = total - len(records) - sum(counts.values())
         dropped = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
         logger.info("%s: %d of %d annotations kept as person instances%s", ann_file, len(records), total,
                     f" (dropped: {dropped})" if dropped else "")
