@@ -100,6 +100,9 @@ class DataConfig:
     pixel_std: float = 200.0
     # Skip (and count) corrupt images during training instead of stopping.
     skip_corrupt_images: bool = False
+    # Decode JPEGs at 1/2, 1/4 or 1/8 size when the crop is small enough that the crop is never
+    # enlarged from the reduced image (changes pixels by interpolation noise only).
+    reduced_decode: bool = False
     aug: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
