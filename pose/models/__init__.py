@@ -1,0 +1,61 @@
+"""Networks: SimpleBaseline ResNets and HRNets, optionally with Polarized Self-Attention.
+
+Public API:
+
+* ``build_model(cfg)``: the network of ``cfg.model`` (images (N,3,H,W) -> heatmaps (N,K,H/4,W/4)),
+  with ImageNet backbone weights loaded when ``cfg.model.pretrained`` is set.
+* ``create_model(arch, *, num_joints, psa, psa_variant, psa_placement, init_std)``: the same
+  without a config.
+* ``load_weights(model, path, strict=True) -> LoadReport``; ``load_backbone(model, path)``.
+* ``list_archs()``, ``count_params(model)``, ``count_flops(model, (w, h))``,
+  ``PolarizedSelfAttention``.
+"""
+
+from collections.abc import Callable
+
+from torch import nn
+
+from .flops import count_flops, count_params
+from .hrnet import HRNET_ARCHS, HRNET_SPECS, HRNetSpec, PoseHighResolutionNet, StageSpec
+from .psa import PolarizedSelfAttention
+from .resnet import RESNET_ARCHS, RESNET_SPECS, PoseResNet, ResNetSpec
+from .weights import LoadReport, WeightsError, load_backbone, load_weights, read_state_dict
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {**RESNET_ARCHS, **HRNET_ARCHS}
+
+__all__ = [
+    "ARCHS", "HRNET_SPECS", "RESNET_SPECS", "HRNetSpec", "LoadReport", "PolarizedSelfAttention",
+    "PoseHighResolutionNet", "PoseResNet", "ResNetSpec", "StageSpec", "WeightsError", "build_model",
+    "count_flops", "count_params", "create_model", "list_archs", "load_backbone", "load_weights",
+    "read_state_dict",
+]
+
+
+def list_archs() -> list[str]:
+    return list(ARCHS)
+
+
+def create_model(arch: str, *, num_joints: int = 17, psa: str = "none", psa_variant: str = "paper",
+                 psa_placement: str = "all", init_std: float = 0.001) -> nn.Module:
+    """A network by name; ``psa`` is 'none', 'parallel' (PSA_p) or 'sequential' (PSA_s)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown model arch {arch!r}; valid: {', '.join(ARCHS)}")
+    return ARCHS[arch](num_joints=num_joints, psa=psa, psa_variant=psa_variant, psa_placement=psa_placement,
+                       init_std=init_std)
+
+
+def build_model(cfg, *, verbose: bool = True) -> nn.Module:
+    """The network of ``cfg.model`` (a ``pose.config.Config``), ImageNet weights loaded if configured.
+
+    The backbone load report (loaded / ignored / uninitialised keys) is printed when ``verbose``
+    and kept as ``model.pretrained_report``.
+    """
+    m = cfg.model
+    model = create_model(m.arch, num_joints=m.num_joints, psa=m.psa, psa_variant=m.psa_variant,
+                         psa_placement=m.psa_placement, init_std=m.init_std)
+    if m.pretrained:
+        report = load_backbone(model, m.pretrained)
+        model.pretrained_report = report
+        if verbose:
+            print(f"=> ImageNet backbone for {m.arch}: {report}")
+    return model
