@@ -76,9 +76,6 @@ def test_unknown_exporter(tmp_path):
 @pytest.mark.parametrize("psa", ["parallel", "sequential"])
 def test_export_tool_with_psa(tmp_path, psa):
     pytest.importorskip("onnxruntime", reason=NO_ORT)
-    import pose.models
-    if not hasattr(pose.models, "build_model"):
-        pytest.skip("pose.models.build_model not there yet")
     from pose.config import load_config
     from pose.models import build_model
 

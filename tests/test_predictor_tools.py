@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-import pose.models
 from pose.config import load_config
-
-if not hasattr(pose.models, "build_model"):
-    pytest.skip("pose.models.build_model not there yet", allow_module_level=True)
-
-from pose.models import build_model  # noqa: E402
-from pose.predictor import Predictor  # noqa: E402
+from pose.models import build_model
+from pose.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ROOT / "experiments" / "synthetic" / "tiny.yaml"
