@@ -31,6 +31,7 @@ class OnnxCheck:
     """Outcome of :func:`check_onnx`: max |onnxruntime - PyTorch| over a random batch."""
 
     max_abs_diff: float
+    max_abs_value: float  # of the PyTorch output, to judge the difference against
     atol: float
     batch: int
     output_shape: tuple[int, ...]
@@ -122,5 +123,6 @@ def check_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: tuple[i
     if got.shape != expected.shape:
         raise RuntimeError(f"{path}: onnxruntime output shape {got.shape} != PyTorch {expected.shape} "
                            f"for a batch of {batch}")
-    return OnnxCheck(max_abs_diff=float(np.abs(got - expected).max()), atol=atol, batch=batch,
+    return OnnxCheck(max_abs_diff=float(np.abs(got - expected).max()),
+                     max_abs_value=float(np.abs(expected).max()), atol=atol, batch=batch,
                      output_shape=tuple(got.shape))

@@ -11,6 +11,7 @@ Boxes are ``x, y, w, h`` in image pixels (COCO convention). Detection boxes can 
 COCO detection-results file (:class:`DetectionBoxes`).
 """
 
+import dataclasses
 import math
 import os
 import re
@@ -61,6 +62,12 @@ class PersonPose:
         return {"image_id": int(image_id), "category_id": 1,
                 "keypoints": [round(float(v), 3) for v in self.keypoints_with_scores().ravel()],
                 "score": round(self.score, 5), "bbox": [round(float(v), 2) for v in self.box]}
+
+
+def without_pretrained(cfg: Config) -> Config:
+    """``cfg`` with ``model.pretrained`` cleared: when trained weights are loaded next, the ImageNet
+    backbone file is neither needed nor read."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=""))
 
 
 def check_box(box: Sequence[float], image_size_wh: tuple[int, int], index: int | None = None) -> np.ndarray:
@@ -137,6 +144,8 @@ class Predictor:
         from pose.data.codecs import build_codec_from_config
         from pose.models import build_model, load_weights
 
+        if weights is not None:  # the trained weights replace everything: skip the ImageNet backbone
+            cfg = without_pretrained(cfg)
         model = build_model(cfg)
         if weights is not None:
             path = Path(weights)

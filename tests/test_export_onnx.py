@@ -73,16 +73,25 @@ def test_unknown_exporter(tmp_path):
         export_onnx(tiny_net(), tmp_path / "m.onnx", input_size=(48, 64), exporter="nope")
 
 
-@pytest.mark.parametrize("psa", ["parallel", "sequential"])
-def test_export_tool_with_psa(tmp_path, psa):
+OFFICIAL_SEQUENTIAL_XFAIL = pytest.mark.xfail(
+    strict=True, reason="pose/models/psa.py fast path of official PSA_s calls F.layer_norm with a traced "
+    "shape (u.shape[1]); the TorchScript exporter needs a constant (e.g. norm.normalized_shape)")
+
+
+@pytest.mark.parametrize("psa, variant", [
+    ("parallel", "paper"), ("sequential", "paper"), ("parallel", "official"),
+    pytest.param("sequential", "official", marks=OFFICIAL_SEQUENTIAL_XFAIL)])
+def test_export_tool_with_psa(tmp_path, psa, variant):
     pytest.importorskip("onnxruntime", reason=NO_ORT)
     from pose.config import load_config
     from pose.models import build_model
 
-    overrides = ["model.arch=hrnet_tiny", f"model.psa={psa}", "data.input_size=[48,64]",
-                 "data.heatmap_size=[12,16]"]
+    # init_std=0: PyTorch's default init, so outputs are O(1) and the 1e-4 check means something.
+    overrides = ["model.arch=hrnet_tiny", f"model.psa={psa}", f"model.psa_variant={variant}",
+                 "model.init_std=0", "data.input_size=[48,64]", "data.heatmap_size=[12,16]"]
     cfg = load_config(ROOT / "experiments/synthetic/tiny.yaml", overrides)
     weights = tmp_path / "w.pth"
+    torch.manual_seed(0)
     torch.save(build_model(cfg).state_dict(), weights)
     out = tmp_path / "model.onnx"
     proc = subprocess.run([sys.executable, str(ROOT / "tools/export_onnx.py"), "--cfg",

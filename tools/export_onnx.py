@@ -37,6 +37,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from pose.export import check_onnx, export_onnx, onnxruntime_available
     from pose.models import build_model, load_weights
+    from pose.predictor import without_pretrained
 
     try:
         cfg = load_config(args.cfg, args.overrides)
@@ -56,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"export_onnx.py: error: --out {out} is one of the inputs; refusing to overwrite it",
               file=sys.stderr)
         return 2
-    model = build_model(cfg)
+    model = build_model(without_pretrained(cfg) if args.weights else cfg)
     if args.weights:
         if not Path(args.weights).is_file():
             print(f"export_onnx.py: error: weights file not found: {args.weights}", file=sys.stderr)
@@ -68,7 +69,14 @@ def main(args: argparse.Namespace) -> int:
                   f"(model.arch={cfg.model.arch}, model.psa={cfg.model.psa}): {exc}", file=sys.stderr)
             return 2
     input_size = tuple(cfg.data.input_size)
-    export_onnx(model, out, input_size=input_size, opset=args.opset, exporter=args.exporter)
+    try:
+        export_onnx(model, out, input_size=input_size, opset=args.opset, exporter=args.exporter)
+    except Exception as exc:  # the exporters raise many types; their messages embed whole graphs
+        first = str(exc).strip().splitlines()[0][:600] if str(exc).strip() else type(exc).__name__
+        print(f"export_onnx.py: error: the {args.exporter} exporter failed for model.arch={cfg.model.arch} "
+              f"model.psa={cfg.model.psa} model.psa_variant={cfg.model.psa_variant}: "
+              f"{type(exc).__name__}: {first}", file=sys.stderr)
+        return 1
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input 'images' (N, 3, {input_size[1]}, "
           f"{input_size[0]}), output 'heatmaps' (N, {cfg.model.num_joints}, ...), N dynamic, "
           f"opset {args.opset}, {args.exporter} exporter")
@@ -81,7 +89,8 @@ def main(args: argparse.Namespace) -> int:
     result = check_onnx(model, out, input_size=input_size, batch=2, atol=args.atol)
     verdict = "OK" if result.ok else "FAILED"
     print(f"onnxruntime check: {verdict}: max abs difference to PyTorch {result.max_abs_diff:.3g} "
-          f"(limit {args.atol:g}) on a random batch of {result.batch}, output {result.output_shape}")
+          f"(limit {args.atol:g}; outputs up to {result.max_abs_value:.3g}) on a random batch of "
+          f"{result.batch}, output {result.output_shape}")
     return 0 if result.ok else 1
 
 
