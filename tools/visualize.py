@@ -189,6 +189,8 @@ def _load_predictor(args: argparse.Namespace):
         return Predictor.from_config(cfg, args.weights if not args.random_init else None,
                                      device=args.device, flip_test=args.flip)
     except (RuntimeError, ValueError, KeyError) as exc:
+        if args.random_init:
+            raise UserError(f"cannot build the network of {args.cfg}: {exc}") from None
         raise UserError(f"weights {args.weights} do not match the config {args.cfg} (model.arch="
                         f"{cfg.model.arch}, model.psa={cfg.model.psa}): {exc}") from None
 
