@@ -104,42 +104,49 @@ class PolarizedSelfAttention(nn.Module):
             u = self.norm_up(u)
         return u
 
+    def _spatial_vector(self, mean: torch.Tensor) -> torch.Tensor:
+        """The spatial branch's effective C-vector: ``W_v'^T q`` with q = [softmax] W_q' GAP. (N, C)."""
+        query = F.linear(mean, self._w(self.conv_q_left))  # (N, C/2)
+        if self.variant == "paper":
+            query = torch.softmax(query, dim=1)
+        return torch.matmul(query, self._w(self.conv_v_left))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reference:
             return self.forward_reference(x)
         n, c, h, w = x.shape
-        p = h * w
-        xf = x.reshape(n, c, p)
-        # Pixel weights of the channel branch: softmax over HW of W_q x (a 1-row GEMM), plus uniform
-        # weights for GAP, so one (C x HW) @ (HW x 2) product gives both pooled vectors.
-        q = torch.matmul(self._w(self.conv_q_right), xf)  # (N, 1, HW)
-        weights = torch.cat([torch.softmax(q, dim=-1), q.new_full((n, 1, p), 1.0 / p)], dim=1)
-        pooled = torch.bmm(xf, weights.transpose(1, 2))  # (N, C, 2)
-        z, mean = pooled[:, :, 0], pooled[:, :, 1]
-        a_ch = torch.sigmoid(self._channel_logits(F.linear(z, self._w(self.conv_v_right))))  # (N, C)
-        if self.layout == "sequential":
-            # The spatial branch sees y = x * A_ch: GAP(y) = A_ch * mean, and W(y_p) = (W diag A_ch) x_p.
-            mean = mean * a_ch
-        wq, wv = self._w(self.conv_q_left), self._w(self.conv_v_left)
-        if self.variant == "official" and self.layout == "sequential":
-            # softmax over HW per channel of W_v' y: needs the full product; fold A_ch into the weights.
-            theta = torch.softmax(torch.bmm(wv.unsqueeze(0) * a_ch.unsqueeze(1), xf), dim=-1)  # (N, C/2, HW)
-            logits = torch.bmm(F.linear(mean, wq).unsqueeze(1), theta)  # (N, 1, HW)
-        else:
-            query = F.linear(mean, wq)  # (N, C/2)
-            if self.variant == "paper":
-                query = torch.softmax(query, dim=1)
-            eff = torch.matmul(query, wv)  # (N, C): W_v'^T q, one vector per image
-            if self.layout == "sequential":
-                eff = eff * a_ch
-            logits = torch.bmm(eff.unsqueeze(1), xf)  # (N, 1, HW)
-            if self.variant == "official":
-                logits = torch.softmax(logits, dim=-1)
-        a_sp = torch.sigmoid(logits).view(n, 1, h, w)
-        a_ch = a_ch.view(n, c, 1, 1)
+        xf = x.reshape(n, c, h * w)
         if self.layout == "parallel":
-            return x * (a_ch + a_sp)
-        return x * (a_ch * a_sp)
+            # Three reads of the map before the output: GAP; one GEMM for two per-pixel rows (W_q x
+            # and the spatial logits, the effective C-vector dotted with every pixel); the
+            # softmax-weighted sum z (x transposed as a view: BLAS reads it in place).
+            mean = xf.mean(dim=2)  # (N, C)
+            wq = self._w(self.conv_q_right)[0].expand(n, c)
+            rows = torch.bmm(torch.stack([wq, self._spatial_vector(mean)], dim=1), xf)  # (N, 2, HW)
+            z = torch.bmm(torch.softmax(rows[:, :1], dim=2), xf.transpose(1, 2))[:, 0]  # (N, C)
+            a_ch = torch.sigmoid(self._channel_logits(F.linear(z, self._w(self.conv_v_right))))
+            sp_logits = rows[:, 1:]
+            if self.variant == "official":
+                sp_logits = torch.softmax(sp_logits, dim=2)
+            return x * (a_ch.view(n, c, 1, 1) + torch.sigmoid(sp_logits).view(n, 1, h, w))
+        # The same three reads in another order: W_q x; z and GAP from one two-column GEMM; the
+        # spatial logits.
+        s = torch.softmax(torch.matmul(self._w(self.conv_q_right), xf), dim=2)  # (N, 1, HW)
+        uniform = s.new_full(s.shape, 1.0 / (h * w))
+        pooled = torch.bmm(torch.cat([s, uniform], dim=1), xf.transpose(1, 2))  # (N, 2, C): z, GAP
+        a_ch = torch.sigmoid(self._channel_logits(F.linear(pooled[:, 0], self._w(self.conv_v_right))))
+        # Sequential: the spatial branch sees y = x * A_ch, so GAP(y) = A_ch * GAP(x) and
+        # W(y_p) = (W diag A_ch) x_p: A_ch is folded into vectors/weights, y is never formed.
+        mean = pooled[:, 1] * a_ch
+        if self.variant == "official":
+            # softmax over HW per channel of W_v' y does not commute with W_v': one real product.
+            wv = self._w(self.conv_v_left).unsqueeze(0) * a_ch.unsqueeze(1)  # (N, C/2, C)
+            theta = torch.softmax(torch.bmm(wv, xf), dim=2)  # (N, C/2, HW)
+            sp_logits = torch.bmm(F.linear(mean, self._w(self.conv_q_left)).unsqueeze(1), theta)
+        else:
+            sp_logits = torch.bmm((self._spatial_vector(mean) * a_ch).unsqueeze(1), xf)  # (N, 1, HW)
+        out = x * a_ch.view(n, c, 1, 1)
+        return out.mul_(torch.sigmoid(sp_logits).view(n, 1, h, w))
 
     # ----------------------------------------------------------------------------------------
     # Reference path: the formulas as written, convolutions on the full maps
