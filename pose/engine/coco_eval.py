@@ -1,0 +1,144 @@
+"""COCO keypoint evaluation of a results file: the ten standard numbers.
+
+``coco_keypoint_eval(gt_file, results_file)`` runs ``COCOeval(gt, dt, iouType='keypoints')``
+(evaluate, accumulate, summarize) exactly as the official evaluation does, with pycocotools or,
+optionally, faster-coco-eval (``backend='faster_coco_eval'``; a test checks that it gives the
+same ten numbers on the same files). The libraries' own prints are captured and sent to this
+module's logger at DEBUG level; the summary table they print is logged at INFO.
+
+An empty results list is valid: pycocotools cannot load it (``loadRes`` indexes the first
+entry), so an empty detection set is built directly; every AP/AR is then 0 (or -1 where the
+ground truth has no instance in that area range, as COCOeval reports it).
+"""
+
+import contextlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pose.data.coco import load_json
+
+logger = logging.getLogger(__name__)
+
+STAT_NAMES: tuple[str, ...] = (
+    "AP", "AP .5", "AP .75", "AP (M)", "AP (L)", "AR", "AR .5", "AR .75", "AR (M)", "AR (L)")
+BACKENDS = ("pycocotools", "faster_coco_eval")
+RESULTS_SCHEMA = "a JSON list of {image_id: int, category_id: 1, keypoints: [x, y, score] * K, score: number}"
+
+
+class EvalError(ValueError):
+    """A ground-truth or results file cannot be evaluated; the message names the file and the problem."""
+
+
+def check_results(results: Any, path: Path, gt_image_ids: set[int], num_joints: int | None) -> list[dict]:
+    """Validate a loaded results list against the schema and the ground-truth image ids."""
+    if not isinstance(results, list):
+        raise EvalError(f"{path}: top level is {type(results).__name__}; expected {RESULTS_SCHEMA}")
+    for i, r in enumerate(results):
+        ok = isinstance(r, dict) and isinstance(r.get("image_id"), int) \
+            and isinstance(r.get("category_id"), int) and isinstance(r.get("keypoints"), list) \
+            and isinstance(r.get("score"), (int, float)) and len(r["keypoints"]) % 3 == 0
+        if ok and num_joints is not None:
+            ok = len(r["keypoints"]) == 3 * num_joints
+        if not ok:
+            raise EvalError(f"{path}: entry {i} is {json.dumps(r)[:200]}; expected {RESULTS_SCHEMA}"
+                            + (f" with K = {num_joints}" if num_joints else ""))
+    unknown = {r["image_id"] for r in results} - gt_image_ids
+    if unknown:
+        raise EvalError(f"{path}: {len(unknown)} image ids are not in the ground truth (e.g. "
+                        f"{sorted(unknown)[:5]}); was it written for another split?")
+    return results
+
+
+def _backend_modules(backend: str):
+    if backend == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+        return COCO, COCOeval
+    if backend == "faster_coco_eval":
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "test.eval_backend=faster_coco_eval needs the faster-coco-eval package "
+                "(pip install faster-coco-eval, or pip install -e .[fast-eval]); "
+                "or use test.eval_backend=pycocotools", name=exc.name) from None
+        return COCO, COCOeval_faster
+    raise ValueError(f"unknown eval backend {backend!r}; valid: {', '.join(BACKENDS)}")
+
+
+def _num_joints(gt: dict) -> int | None:
+    for cat in gt.get("categories", []):
+        if cat.get("id") == 1 and isinstance(cat.get("keypoints"), list):
+            return len(cat["keypoints"])
+    return None
+
+
+def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLike,
+                       backend: str = "pycocotools") -> dict[str, float]:
+    """The ten COCO keypoint stats of ``results_file`` against ``gt_file`` -> {name: value}.
+
+    Keys (in order): AP, AP .5, AP .75, AP (M), AP (L), AR, AR .5, AR .75, AR (M), AR (L).
+    """
+    coco_cls, eval_cls = _backend_modules(backend)
+    gt_path, res_path = Path(gt_file), Path(results_file)
+    gt_data = load_json(gt_path, "COCO keypoint annotation file")
+    if not isinstance(gt_data, dict) or not isinstance(gt_data.get("images"), list) \
+            or not isinstance(gt_data.get("annotations"), list):
+        raise EvalError(f"{gt_path}: expected a COCO annotation object with 'images' and 'annotations' lists "
+                        "(a split without keypoint ground truth cannot be evaluated)")
+    if not gt_data["annotations"]:
+        raise EvalError(f"{gt_path}: has no annotations, so there is nothing to evaluate against")
+    results = load_json(res_path, "keypoint results file")
+    results = check_results(results, res_path, {img["id"] for img in gt_data["images"]}, _num_joints(gt_data))
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        gt = coco_cls()
+        gt.dataset = gt_data
+        gt.createIndex()
+        if results:
+            dt = gt.loadRes(results)
+        else:
+            logger.warning("%s: no predictions; every AP and AR is 0", res_path)
+            dt = coco_cls()
+            dt.dataset = {"images": list(gt_data["images"]), "annotations": [],
+                          "categories": list(gt_data.get("categories", []))}
+            dt.createIndex()
+        coco_eval = eval_cls(gt, dt, "keypoints")
+        coco_eval.params.useSegm = None  # as the official evaluation
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        summary = io.StringIO()
+        with contextlib.redirect_stdout(summary):
+            coco_eval.summarize()
+    logger.debug("%s output:\n%s", backend, captured.getvalue())
+    logger.info("COCOeval (%s) of %s:\n%s", backend, res_path, summary.getvalue().rstrip())
+    stats = np.asarray(coco_eval.stats, dtype=np.float64).reshape(-1)
+    if stats.shape[0] < len(STAT_NAMES):
+        raise EvalError(f"{backend} returned {stats.shape[0]} stats; expected {len(STAT_NAMES)}")
+    return {name: float(v) for name, v in zip(STAT_NAMES, stats)}
+
+
+def format_stats_table(stats: dict[str, float], name: str | None = None) -> str:
+    """The ten stats as a Markdown table (three decimals), optionally with a first column ``name``."""
+    names = list(STAT_NAMES)
+    missing = [n for n in names if n not in stats]
+    if missing:
+        raise KeyError(f"stats lack {missing}; expected the keys {names}")
+    cells = [f"{stats[n]:.3f}" for n in names]
+    widths = [max(len(n), len(c)) for n, c in zip(names, cells)]
+    header = [n.center(w) for n, w in zip(names, widths)]
+    values = [c.center(w) for c, w in zip(cells, widths)]
+    if name is not None:
+        width = max(len("Model"), len(name))
+        header, values = ["Model".ljust(width)] + header, [name.ljust(width)] + values
+        widths = [width] + widths
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+             "| " + " | ".join(values) + " |"]
+    return "\n".join(lines)

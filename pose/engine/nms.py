@@ -1,0 +1,223 @@
+"""Object keypoint similarity (OKS) and OKS non-maximum suppression, vectorised with numpy.
+
+Semantics follow the official HRNet / SimpleBaseline ``lib/nms/nms.py``:
+
+- ``e = d^2 / (2 sigma)^2 / ((area_i + area_j) / 2 + eps) / 2`` per joint (``eps`` = ``np.spacing(1)``),
+  OKS = the mean of ``exp(-e)`` over the joints. Areas are in image px^2 (the official
+  ``prod(scale * 200)``), sigmas are COCO's divided by 10.
+- ``vis_thresh`` (official ``in_vis_thre``, unused by the official evaluation): only joints whose
+  score exceeds it count. The official test reads ``list(vg > t) and list(vd > t)``, which in Python
+  is the second list, so only the *candidate's* joint scores (the instance being compared against
+  the kept one) decide; that is what is done here. No joint left -> OKS 0.
+- Greedy NMS per image: instances in ``scores.argsort()[::-1]`` order (the official order,
+  ties included); keep the first, drop those with OKS > ``thresh`` to it, repeat.
+- Soft OKS NMS: the official Gaussian rescoring ``s *= exp(-oks^2 / thresh)`` after each pick,
+  re-sorting the rest, at most 20 picks per image; the kept instances keep their original scores.
+
+Frames: keypoints (N, K, 3) are image px ``x, y`` plus a score; everything is computed in float64.
+The per-image functions work on one image's instances; :func:`nms_per_image` groups a whole
+results set by image id (the official evaluation's grouping, images in order of first
+appearance) and runs one of them on each group, bucketing images with equal instance counts so
+that OKS matrices and the greedy loop are computed for many images at once.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pose.keypoints import OKS_SIGMAS
+
+SOFT_MAX_DETS = 20  # official soft_oks_nms keeps at most this many instances per image
+_EPS = np.spacing(1)
+_CHUNK_ELEMENTS = 1 << 22  # elements of an (images, n, n, K) block computed at once
+
+
+def _as_keypoints(keypoints, name: str = "keypoints") -> np.ndarray:
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 3 or kp.shape[2] not in (2, 3):
+        raise ValueError(f"{name} must be (N, K, 3) [x, y, score] (or (N, K, 2)), got shape {kp.shape}")
+    return kp
+
+
+def _variances(sigmas, num_joints: int) -> np.ndarray:
+    sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    if sigmas.shape[0] != num_joints:
+        raise ValueError(f"{sigmas.shape[0]} sigmas for {num_joints} joints")
+    return (sigmas * 2) ** 2
+
+
+def _oks_from_e(e: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
+    """Mean of exp(-e) over the last axis, over the joints where ``vis`` (broadcast) is true."""
+    if vis is None:
+        return np.sum(np.exp(-e), axis=-1) / e.shape[-1]
+    vis = np.broadcast_to(vis, e.shape)
+    count = vis.sum(axis=-1)
+    total = np.sum(np.where(vis, np.exp(-e), 0.0), axis=-1)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, areas_d: np.ndarray,
+            sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS, vis_thresh: float | None = None) -> np.ndarray:
+    """OKS of one instance ``g`` (K, 3) against ``d`` (M, K, 3); areas in image px^2 -> (M,) float64.
+
+    ``vis_thresh``: count only joints whose score in ``d`` exceeds it (see the module docstring).
+    """
+    g = np.asarray(g, dtype=np.float64)
+    d = _as_keypoints(d, "d")
+    if g.shape != d.shape[1:]:
+        raise ValueError(f"g has shape {g.shape}, d rows have {d.shape[1:]}")
+    areas_d = np.asarray(areas_d, dtype=np.float64).reshape(-1)
+    if areas_d.shape[0] != d.shape[0]:
+        raise ValueError(f"{areas_d.shape[0]} areas for {d.shape[0]} instances in d")
+    variances = _variances(sigmas, g.shape[0])
+    dx = d[..., 0] - g[:, 0]
+    dy = d[..., 1] - g[:, 1]
+    e = (dx ** 2 + dy ** 2) / variances / ((float(area_g) + areas_d[:, None]) / 2 + _EPS) / 2
+    vis = None if vis_thresh is None else d[..., 2] > vis_thresh
+    return _oks_from_e(e, vis)
+
+
+def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS,
+               vis_thresh: float | None = None) -> np.ndarray:
+    """Pairwise OKS: ``keypoints`` (..., N, K, 3), ``areas`` (..., N) -> (..., N, N) float64.
+
+    Entry ``[i, j]`` is ``oks_iou(keypoints[i], keypoints[j:j+1], areas[i], areas[j:j+1])``: row i is
+    the kept instance, column j the candidate (only the candidate's scores matter for ``vis_thresh``).
+    Leading dimensions batch independent images.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    areas = np.asarray(areas, dtype=np.float64)
+    variances = _variances(sigmas, kp.shape[-2])
+    x, y = kp[..., 0], kp[..., 1]  # (..., N, K)
+    dx = x[..., None, :, :] - x[..., :, None, :]  # [i, j] = d_j - g_i
+    dy = y[..., None, :, :] - y[..., :, None, :]
+    pair_area = (areas[..., :, None] + areas[..., None, :]) / 2 + _EPS
+    e = (dx ** 2 + dy ** 2) / variances / pair_area[..., None] / 2
+    vis = None if vis_thresh is None else (kp[..., 2] > vis_thresh)[..., None, :, :]
+    return _oks_from_e(e, vis)
+
+
+def _check_inputs(keypoints, scores, areas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    kp = _as_keypoints(keypoints)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    areas = np.asarray(areas, dtype=np.float64).reshape(-1)
+    if not (kp.shape[0] == scores.shape[0] == areas.shape[0]):
+        raise ValueError(f"{kp.shape[0]} keypoint sets, {scores.shape[0]} scores and {areas.shape[0]} areas "
+                         "must match")
+    return kp, scores, areas
+
+
+def _greedy_batch(over: np.ndarray, order: np.ndarray) -> list[list[int]]:
+    """Greedy NMS of G images: ``over`` (G, n, n) bool (row kept, column dropped); ``order`` (G, n)."""
+    g, n = order.shape
+    suppressed = np.zeros((g, n), dtype=bool)
+    kept = np.zeros((g, n), dtype=bool)  # per rank
+    rows = np.arange(g)
+    for r in range(n):
+        cand = order[:, r]
+        alive = ~suppressed[rows, cand]
+        kept[:, r] = alive
+        if alive.any():
+            suppressed[alive] |= over[rows[alive], cand[alive]]
+    return [order[i][kept[i]].tolist() for i in range(g)]
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
+            sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS, vis_thresh: float | None = None) -> list[int]:
+    """Greedy OKS NMS on one image's instances -> kept indices, highest score first.
+
+    Args:
+        keypoints: (N, K, 3) image px + joint score.
+        scores: (N,) instance scores.
+        areas: (N,) instance areas in image px^2.
+        thresh: an instance is dropped when its OKS to a kept one exceeds this (official 0.9).
+    """
+    kp, scores, areas = _check_inputs(keypoints, scores, areas)
+    if kp.shape[0] == 0:
+        return []
+    order = scores.argsort()[::-1]
+    over = oks_matrix(kp, areas, sigmas, vis_thresh) > thresh
+    return _greedy_batch(over[None], order[None])[0]
+
+
+def _soft_from_matrix(oks: np.ndarray, scores: np.ndarray, thresh: float, max_dets: int) -> list[int]:
+    order = scores.argsort()[::-1]
+    scores = scores[order]
+    keep = []
+    while order.size > 0 and len(keep) < max_dets:
+        i = order[0]
+        overlap = oks[i, order[1:]]
+        order = order[1:]
+        scores = scores[1:] * np.exp(-overlap ** 2 / thresh)
+        resort = scores.argsort()[::-1]
+        order, scores = order[resort], scores[resort]
+        keep.append(int(i))
+    return keep
+
+
+def soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
+                 sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS, vis_thresh: float | None = None,
+                 max_dets: int = SOFT_MAX_DETS) -> list[int]:
+    """Soft OKS NMS (official variant) on one image -> kept indices in pick order (at most ``max_dets``).
+
+    After each pick the remaining scores are multiplied by ``exp(-oks^2 / thresh)`` and re-sorted.
+    Only the pick order and the cut at ``max_dets`` change the output: the kept instances keep their
+    original scores (as the official evaluation writes them). Shapes as :func:`oks_nms`.
+    """
+    kp, scores, areas = _check_inputs(keypoints, scores, areas)
+    if kp.shape[0] == 0:
+        return []
+    return _soft_from_matrix(oks_matrix(kp, areas, sigmas, vis_thresh), scores, thresh, max_dets)
+
+
+def group_by_image(image_ids: np.ndarray) -> list[np.ndarray]:
+    """Indices of each image's instances, images in order of first appearance, instances in input order."""
+    image_ids = np.asarray(image_ids).reshape(-1)
+    if image_ids.size == 0:
+        return []
+    _, first, inverse = np.unique(image_ids, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    group = rank[inverse.reshape(-1)]
+    perm = np.argsort(group, kind="stable")
+    bounds = np.cumsum(np.bincount(group, minlength=first.size))[:-1]
+    return np.split(perm, bounds)
+
+
+def nms_per_image(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, image_ids: np.ndarray, *,
+                  thresh: float = 0.9, soft: bool = False, sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS,
+                  vis_thresh: float | None = None) -> np.ndarray:
+    """OKS NMS (or soft OKS NMS) within each image of a results set -> kept global indices (int64).
+
+    The output lists images in order of first appearance and, within an image, the kept instances in
+    the order the official NMS returns them. Shapes: keypoints (N, K, 3), scores/areas/image_ids (N,).
+    """
+    kp, scores, areas = _check_inputs(keypoints, scores, areas)
+    groups = group_by_image(image_ids)
+    if len(groups) and sum(len(g) for g in groups) != kp.shape[0]:
+        raise ValueError(f"{kp.shape[0]} instances but image_ids has a different length")
+    kept: list[list[int]] = [[] for _ in groups]
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    num_joints = kp.shape[1]
+    for n in np.unique(sizes):
+        members = np.flatnonzero(sizes == n)
+        if n == 1:
+            for m in members:
+                kept[m] = [int(groups[m][0])]
+            continue
+        per_chunk = max(1, _CHUNK_ELEMENTS // int(n * n * num_joints))
+        for start in range(0, members.size, per_chunk):
+            chunk = members[start:start + per_chunk]
+            idx = np.stack([groups[m] for m in chunk])  # (G, n) global indices
+            oks = oks_matrix(kp[idx], areas[idx], sigmas, vis_thresh)
+            if soft:
+                for row, m in enumerate(chunk):
+                    local = _soft_from_matrix(oks[row], scores[idx[row]], thresh, SOFT_MAX_DETS)
+                    kept[m] = idx[row][local].tolist()
+                continue
+            # argsort per row is the same algorithm as per 1-D array: ties resolve as officially
+            order = scores[idx].argsort(axis=1)[:, ::-1]
+            for row, local in enumerate(_greedy_batch(oks > thresh, order)):
+                kept[chunk[row]] = idx[row][local].tolist()
+    flat = [i for k in kept for i in k]
+    return np.asarray(flat, dtype=np.int64)
