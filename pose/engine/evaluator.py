@@ -188,7 +188,7 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -243,7 +243,7 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     Returns the ten stats {'AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', ...} on every rank,
     or {} for a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
     """
-    device = _resolve_device(device)
+    device = resolve_device(device)
     rank, world = _dist_info()
     indices = range(rank, len(dataset), world)
     shard = Subset(dataset, indices) if world > 1 else dataset

@@ -1,0 +1,81 @@
+"""``tools/test.py`` as a function: config + weights file -> COCO keypoint stats.
+
+The network of ``cfg.model`` is built without its ImageNet backbone file (the trained weights
+replace everything), the weights are loaded strictly (official HRNet / SimpleBaseline checkpoints
+and ours: ``pose.models.load_weights`` accepts raw state_dicts and dicts with a 'state_dict' or
+'model' key, and strips ``module.``), the 'val' dataset of the config is built (ground-truth boxes
+or ``data.det_file`` per ``test.use_gt_bbox``) and :func:`pose.engine.evaluator.evaluate` runs.
+
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is initialised here (NCCL on
+CUDA, gloo on CPU) and each rank evaluates a shard.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from pose.config import Config, save_config
+from pose.engine.evaluator import evaluate, resolve_device, results_paths
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_weights(cfg: Config, weights: str | os.PathLike | None = None) -> Path:
+    """The weights to evaluate: ``weights``, else ``cfg.test.weights``, else ``output_dir/model_best.pth``.
+
+    Raises FileNotFoundError naming the file and where the name came from.
+    """
+    if weights:
+        path, origin = Path(weights), "--weights"
+    elif cfg.test.weights:
+        path, origin = Path(cfg.test.weights), "test.weights"
+    else:
+        path, origin = Path(cfg.output_dir) / "model_best.pth", "the default output_dir/model_best.pth"
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path} (from {origin}); pass --weights FILE or "
+                                "test.weights=FILE, or train first (tools/train.py writes model_best.pth)")
+    return path
+
+
+def _init_distributed(device: torch.device) -> torch.device:
+    import torch.distributed as dist
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
+        return device
+    if device.type == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: str | None = None,
+             amp: str = "none", verbose: bool = True) -> dict[str, float]:
+    """Evaluate the weights (see :func:`resolve_weights`) of ``cfg``'s network on its 'val' split.
+
+    Returns the ten stats ({} for a split without keypoint ground truth); writes the results file,
+    the stats file and the merged config under ``cfg.output_dir/results/``.
+    """
+    from pose.data import build_dataset
+    from pose.models import build_model, load_weights
+    from pose.predictor import without_pretrained
+
+    path = resolve_weights(cfg, weights)
+    dev = _init_distributed(resolve_device(device or cfg.device))
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    model = build_model(without_pretrained(cfg), verbose=False)
+    report = load_weights(model, path, strict=True)
+    if verbose and rank == 0:
+        print(f"=> weights {path}: {report}")
+    model.to(dev)
+    dataset = build_dataset(cfg, "val")
+    if verbose and rank == 0:
+        boxes = "ground-truth boxes" if cfg.test.use_gt_bbox else f"detections {cfg.data.det_file}"
+        print(f"=> {dataset.image_set}: {len(dataset)} person crops ({boxes}), flip test "
+              f"{'on' if cfg.test.flip_test else 'off'}, codec {cfg.data.codec}, device {dev}")
+    if rank == 0:
+        results_file, _ = results_paths(cfg.output_dir, dataset.image_set)
+        save_config(cfg, results_file.parent / f"test_config_{dataset.image_set}.yaml")
+    return evaluate(model, dataset, cfg, cfg.output_dir, dev, amp=amp, verbose=verbose)
