@@ -59,10 +59,10 @@ HRNET_SPECS: dict[str, HRNetSpec] = {
                 StageSpec(2, (2, 2, 2), (16, 32, 64)))),
     # Tests: a few thousand parameters, all four stages, milliseconds at 64x48.
     "hrnet_tiny": HRNetSpec(
-        stem_width=8, layer1_planes=8, layer1_blocks=1,
-        stages=(StageSpec(1, (1, 1), (8, 8)),
-                StageSpec(1, (1, 1, 1), (8, 8, 8)),
-                StageSpec(1, (1, 1, 1, 1), (8, 8, 8, 8)))),
+        stem_width=16, layer1_planes=16, layer1_blocks=1,
+        stages=(StageSpec(1, (1, 1), (16, 16)),
+                StageSpec(1, (1, 1, 1), (16, 16, 16)),
+                StageSpec(1, (1, 1, 1, 1), (16, 16, 16, 16)))),
 }
 
 

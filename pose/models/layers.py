@@ -100,7 +100,7 @@ def make_psa_factories(psa: str, variant: str, placement: str) -> dict[str, PsaF
     def factory(channels: int) -> nn.Module:
         return PolarizedSelfAttention(channels, layout=psa, variant=variant)
 
-    factory(8)  # validates the variant now, with a clear message
+    factory(16)  # validates the variant now, with a clear message
     return {"basic": factory, "bottleneck": factory if placement == "all" else None}
 
 
@@ -126,7 +126,7 @@ def init_weights(model: nn.Module, std: float) -> None:
     """
     if std < 0:
         raise ValueError(f"init_std must be >= 0, got {std}")
-    if std == 0:
+    if std == 0 or any(p.is_meta for p in model.parameters()):  # meta: shapes only, nothing to fill
         return
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

@@ -55,7 +55,9 @@ class PolarizedSelfAttention(nn.Module):
             raise ValueError(f"PSA layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         if variant not in VARIANTS:
             raise ValueError(f"PSA variant {variant!r} is not one of {', '.join(VARIANTS)}")
-        min_channels = 8 if (variant, layout) == ("official", "sequential") else 2
+        # Official PSA_s normalises C/8 values with a LayerNorm: with one value its output is
+        # constant and nothing before it learns.
+        min_channels = 16 if (variant, layout) == ("official", "sequential") else 2
         if channels < min_channels:
             raise ValueError(f"PSA {variant}/{layout} needs at least {min_channels} channels, got {channels}")
         self.channels = channels

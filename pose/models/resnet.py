@@ -34,7 +34,7 @@ RESNET_SPECS: dict[str, ResNetSpec] = {
     "resnet101": ResNetSpec("bottleneck", (3, 4, 23, 3)),
     "resnet152": ResNetSpec("bottleneck", (3, 8, 36, 3)),
     # Tests: a few thousand parameters, milliseconds per forward.
-    "resnet_tiny": ResNetSpec("basic", (1, 1, 1, 1), widths=(8, 16, 16, 32), stem_width=8,
+    "resnet_tiny": ResNetSpec("basic", (1, 1, 1, 1), widths=(16, 16, 32, 32), stem_width=16,
                               deconv_filters=(16, 16, 16)),
 }
 

@@ -11,8 +11,6 @@ a leading ``module.`` (DataParallel / DDP). Files are read with ``torch.load(wei
 tensors and plain containers only, never arbitrary pickled code.
 """
 
-import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,23 +62,27 @@ class LoadReport:
 
 
 def group_keys(keys: list[str], max_lines: int = 12) -> list[str]:
-    """Keys as lines; when there are more than ``max_lines``, grouped by pattern (indices -> *)."""
+    """Keys as at most ``max_lines`` lines: all of them if few, else grouped by pattern.
+
+    Patterns replace indices with ``*`` (``stage*.*.branches.*.*.psa.conv_up.weight  (x27)``); if
+    that is still too long, keys are cut to fewer leading components (``stage*.*.branches.*.*.psa.*``).
+    """
     if len(keys) <= max_lines:
         return list(keys)
-    groups: OrderedDict[str, list[str]] = OrderedDict()
-    for k in keys:
-        groups.setdefault(re.sub(r"(?<=\.)\d+(?=\.)|^\d+(?=\.)", "*", k), []).append(k)
-    lines = [f"{pat}  (x{len(ks)}, e.g. {ks[0]})" if len(ks) > 1 else ks[0] for pat, ks in groups.items()]
-    if len(lines) > max_lines:
-        # Still long: group by the first two components.
-        coarse: OrderedDict[str, int] = OrderedDict()
+    depth = max(k.count(".") for k in keys) + 1
+    lines: list[str] = []
+    for drop in range(depth):
+        groups: dict[str, list[str]] = {}
         for k in keys:
-            head = ".".join(k.split(".")[:2])
-            coarse[head] = coarse.get(head, 0) + 1
-        lines = [f"{h}.*  ({n} keys)" for h, n in coarse.items()]
-        if len(lines) > max_lines:
-            lines = lines[:max_lines] + [f"... and {len(lines) - max_lines} more groups"]
-    return lines
+            parts = ["*" if p.isdigit() else p for p in k.split(".")]
+            keep = max(1, depth - drop)
+            if len(parts) > keep:
+                parts = parts[:keep] + ["*"]
+            groups.setdefault(".".join(parts), []).append(k)
+        lines = [f"{pat}  (x{len(ks)}, e.g. {ks[0]})" if len(ks) > 1 else ks[0] for pat, ks in groups.items()]
+        if len(lines) <= max_lines:
+            return lines
+    return lines[:max_lines] + [f"... and {len(lines) - max_lines} more groups"]
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,100 @@
+"""PSA: the fast (folded) path equals the straightforward formulas, values and gradients."""
+
+import itertools
+
+import pytest
+import torch
+
+from pose.models import PolarizedSelfAttention
+
+CASES = list(itertools.product(("parallel", "sequential"), ("paper", "official")))
+
+
+def _randomise(module: torch.nn.Module, seed: int) -> None:
+    """Non-trivial weights everywhere (LayerNorm affine included), not the init."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+@pytest.mark.parametrize("layout, variant", CASES)
+@pytest.mark.parametrize("shape", [(3, 16, 7, 5), (2, 32, 1, 1), (1, 64, 4, 9)])
+def test_fast_equals_reference(layout, variant, shape):
+    torch.manual_seed(0)
+    m = PolarizedSelfAttention(shape[1], layout=layout, variant=variant)
+    x = torch.randn(shape)
+    assert torch.allclose(m(x), m.forward_reference(x), atol=1e-5, rtol=0)  # at init
+    _randomise(m, 1)
+    fast, ref = m(x), m.forward_reference(x)
+    assert fast.shape == x.shape
+    assert ref.abs().max() > 0.1, "the check must not pass on vanishing outputs"
+    assert torch.allclose(fast, ref, atol=1e-5, rtol=0), (fast - ref).abs().max()
+
+
+@pytest.mark.parametrize("layout, variant", CASES)
+def test_fast_gradients_equal_reference(layout, variant):
+    torch.manual_seed(0)
+    m = PolarizedSelfAttention(16, layout=layout, variant=variant)
+    _randomise(m, 2)
+    x = torch.randn(2, 16, 6, 5, requires_grad=True)
+    g = torch.randn(2, 16, 6, 5)
+    params = [x] + list(m.parameters())
+    fast = torch.autograd.grad((m(x) * g).sum(), params)
+    ref = torch.autograd.grad((m.forward_reference(x) * g).sum(), params)
+    names = ["x"] + [n for n, _ in m.named_parameters()]
+    for name, a, b in zip(names, fast, ref):
+        assert b.abs().max() > 0, f"{name}: no gradient"
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), f"{name}: {(a - b).abs().max()}"
+
+
+def test_reference_flag_and_shape():
+    m = PolarizedSelfAttention(8, reference=True)
+    x = torch.randn(2, 8, 3, 3)
+    assert m(x).shape == x.shape
+    assert "reference=True" in repr(m)
+
+
+def test_paper_formula_by_hand():
+    """The paper PSA_p, written out per pixel for one image, equals the module."""
+    torch.manual_seed(0)
+    c, h, w = 6, 3, 4
+    m = PolarizedSelfAttention(c)
+    _randomise(m, 3)
+    x = torch.randn(1, c, h, w)
+    xs = x[0].reshape(c, -1)  # (C, P)
+    wq, wv = m.conv_q_right.weight.view(1, c), m.conv_v_right.weight.view(c // 2, c)
+    wz = m.conv_up.weight.view(c, c // 2)
+    z = (wv @ xs) @ torch.softmax(wq @ xs, dim=1).T  # (C/2, 1)
+    ln = torch.nn.functional.layer_norm((wz @ z).view(c), (c,), m.norm_up.weight, m.norm_up.bias)
+    a_ch = torch.sigmoid(ln)
+    q = torch.softmax(m.conv_q_left.weight.view(c // 2, c) @ xs.mean(1), dim=0)  # (C/2,)
+    a_sp = torch.sigmoid(q @ (m.conv_v_left.weight.view(c // 2, c) @ xs))  # (P,)
+    expected = xs * a_ch[:, None] + xs * a_sp[None, :]
+    assert torch.allclose(m(x)[0].reshape(c, -1), expected, atol=1e-5)
+
+
+def test_official_parameter_names():
+    p = dict(PolarizedSelfAttention(64, layout="parallel", variant="official").named_parameters())
+    assert {k: tuple(v.shape) for k, v in p.items()} == {
+        "conv_q_right.weight": (1, 64, 1, 1), "conv_v_right.weight": (32, 64, 1, 1),
+        "conv_up.weight": (64, 32, 1, 1), "conv_q_left.weight": (32, 64, 1, 1),
+        "conv_v_left.weight": (32, 64, 1, 1)}
+    s = dict(PolarizedSelfAttention(64, layout="sequential", variant="official").named_parameters())
+    assert {k: tuple(v.shape) for k, v in s.items() if k.startswith("conv_up")} == {
+        "conv_up.0.weight": (8, 32, 1, 1), "conv_up.0.bias": (8,), "conv_up.1.weight": (8, 1, 1),
+        "conv_up.1.bias": (8, 1, 1), "conv_up.3.weight": (64, 8, 1, 1), "conv_up.3.bias": (64,)}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layout": "both"}, "layout 'both' is not one of parallel, sequential"),
+    ({"variant": "v2"}, "variant 'v2' is not one of paper, official"),
+])
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PolarizedSelfAttention(16, **kwargs)
+
+
+def test_too_few_channels():
+    with pytest.raises(ValueError, match="at least 16 channels"):
+        PolarizedSelfAttention(8, layout="sequential", variant="official")
