@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_eval_evaluator import pycocotools_stats  # the same independent pycocotools run
 
 from pose.config import load_config
 from pose.engine.coco_eval import STAT_NAMES
@@ -41,18 +42,6 @@ def run_tool(*args):
     with contextlib.redirect_stdout(out):
         rc = tool["main"](tool["get_args_parser"]().parse_args([str(a) for a in args]))
     return rc, out.getvalue()
-
-
-def pycocotools_stats(gt_file, results_file):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_file))
-        ev = COCOeval(gt, gt.loadRes(str(results_file)), "keypoints")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return [float(v) for v in ev.stats]
 
 
 @pytest.mark.parametrize("use_gt", ["true", "false"])
