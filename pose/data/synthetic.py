@@ -42,7 +42,7 @@ from pose.keypoints import coco_person_category
 
 GENERATOR = "pose.data.synthetic"
 # Bump when the drawing or the annotations change: datasets with another version are regenerated.
-VERSION = 1
+VERSION = 2
 MANIFEST = "synthetic.json"
 JPEG_QUALITY = 90
 VAL_ID_OFFSET = 1_000_000

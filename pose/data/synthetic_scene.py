@@ -35,6 +35,8 @@ UNLABELLED_PROB = 0.3       # 1-2 small people annotated with a box but no keypo
 OCCLUDER_PROB = 0.7         # 1-2 occluder blobs over people
 OUT_OF_FRAME_PROB = 0.25    # per person: may be placed partly outside the image
 MIN_HEIGHT, MAX_HEIGHT = 1 / 6, 0.95   # labelled people's standing height / image height
+CLOSE_UP_PROB = 0.1         # per labelled person: taller than the image, upper body in frame
+CLOSE_UP_HEIGHT = (1.0, 1.7)
 MAX_OVERLAP_IOU = 0.6       # reject placements overlapping an earlier person's box more than this
 
 
@@ -118,11 +120,15 @@ def _offset_range(lo: float, hi: float, size: int, slack: float) -> tuple[float,
     return a - slack, b + slack
 
 
-def _place(rng: np.random.Generator, fig: Figure, width: int, height: int, out_of_frame: bool) -> Figure:
+def _place(rng: np.random.Generator, fig: Figure, width: int, height: int, out_of_frame: bool,
+           close_up: bool = False) -> Figure:
     x0, y0, x1, y1 = figure_extent(fig)
     f = 0.35 if out_of_frame else 0.0
     ax, bx = _offset_range(x0, x1, width, f * (x1 - x0))
     ay, by = _offset_range(y0, y1, height, f * (y1 - y0))
+    if close_up:   # head near the top, horizontally well inside
+        ax, bx = 0.2 * width - (x0 + x1) / 2, 0.8 * width - (x0 + x1) / 2
+        ay, by = -y0, 0.2 * height - y0
     return translate_figure(fig, np.array([rng.uniform(ax, bx), rng.uniform(ay, by)]))
 
 
@@ -199,20 +205,25 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
             figures.append(None)
 
     # People: labelled ones (1..max_people) and small unlabelled ones, far (small) to near (big).
-    people: list[tuple[float, bool]] = []
+    people: list[tuple[float, bool, bool]] = []   # (height px, labelled, close-up)
     for _ in range(int(rng.integers(1, max_people + 1))):
-        people.append((float(np.exp(rng.uniform(np.log(MIN_HEIGHT), np.log(MAX_HEIGHT)))) * height, True))
+        if rng.random() < CLOSE_UP_PROB:
+            people.append((rng.uniform(*CLOSE_UP_HEIGHT) * height, True, True))
+        else:
+            frac = float(np.exp(rng.uniform(np.log(MIN_HEIGHT), np.log(MAX_HEIGHT))))
+            people.append((frac * height, True, False))
     if rng.random() < UNLABELLED_PROB:
         for _ in range(1 if rng.random() < 0.7 else 2):
-            people.append((rng.uniform(0.1, 0.16) * height, False))
-    depth = np.array([h * rng.uniform(0.8, 1.25) for h, _ in people])
+            people.append((rng.uniform(0.1, 0.16) * height, False, False))
+    depth = np.array([h * rng.uniform(0.8, 1.25) for h, _, _ in people])
     boxes: list[np.ndarray] = []
     for i in np.argsort(depth, kind="stable"):
-        h, has_kp = people[i]
-        fig = _random_figure(rng, h, _rotation(rng))
+        h, has_kp, close_up = people[i]
+        rotation = float(np.clip(rng.normal(0, 8), -20, 20)) if close_up else _rotation(rng)
+        fig = _random_figure(rng, h, rotation)
         out_of_frame = rng.random() < OUT_OF_FRAME_PROB
         for _ in range(8):
-            placed = _place(rng, fig, width, height, out_of_frame)
+            placed = _place(rng, fig, width, height, out_of_frame, close_up)
             box = figure_extent(placed)
             if not has_kp or all(_iou(box, b) <= MAX_OVERLAP_IOU for b in boxes):
                 break
@@ -229,7 +240,7 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
         targets = [f for f, lab in zip(figures, labelled) if lab]
         for _ in range(1 if rng.random() < 0.5 else 2):
             fig = targets[int(rng.integers(len(targets)))]
-            size = float(np.ptp(fig.keypoints[:, 1])) + 10.0
+            size = min(float(np.ptp(fig.keypoints[:, 1])) + 10.0, 0.8 * height)
             center = fig.keypoints[int(rng.integers(K))] + rng.normal(0, 0.1, 2) * size
             _occluder(rng, image, owner, center, rng.uniform(0.2, 0.45) * size)
 
