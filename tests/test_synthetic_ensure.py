@@ -40,12 +40,17 @@ def test_synthetic_configs_name_the_generated_detection_file():
         assert cfg.data.det_file == det_file_name(cfg.data.val_set), path
 
 
-def test_generates_then_reuses(tmp_path):
+def test_generates_then_reuses(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path / "syn")
     assert ensure_synthetic(cfg.data) == Path(cfg.data.root)
     manifest = Path(cfg.data.root) / "synthetic.json"
     stamp = manifest.stat().st_mtime_ns, manifest.stat().st_ino
     assert read_manifest(cfg.data.root)["params"]["image_size"] == [96, 72]
+
+    def no_lock(root):
+        raise AssertionError("a complete dataset is reused without taking the lock (read-only parents)")
+
+    monkeypatch.setattr(synthetic, "_root_lock", no_lock)
     ensure_synthetic(cfg.data)
     assert (manifest.stat().st_mtime_ns, manifest.stat().st_ino) == stamp, "same parameters: reuse"
     assert _leftovers(tmp_path) == []

@@ -157,6 +157,8 @@ def ensure_synthetic(data_cfg) -> Path:
         warnings.warn(f"data.det_file={data_cfg.det_file!r}, but the synthetic dataset's detection file is "
                       f"{expected_det!r} (set data.det_file to it to evaluate with detected boxes)",
                       stacklevel=2)
+    if root.is_dir() and _is_complete(root, params):
+        return root   # fast path without the lock (a complete dataset is only ever replaced by a rename)
     with _root_lock(root):
         state = _inspect(root)
         if state == "synthetic" and _is_complete(root, params):
