@@ -29,7 +29,7 @@ from pose.keypoints import OKS_SIGMAS
 
 SOFT_MAX_DETS = 20  # official soft_oks_nms keeps at most this many instances per image
 _EPS = np.spacing(1)
-_CHUNK_ELEMENTS = 1 << 22  # elements of an (images, n, n, K) block computed at once
+_CHUNK_ELEMENTS = 1 << 17  # (images, n, K) elements processed at once: temporaries stay in cache
 
 
 def _as_keypoints(keypoints, name: str = "keypoints") -> np.ndarray:
@@ -47,9 +47,9 @@ def _variances(sigmas, num_joints: int) -> np.ndarray:
 
 
 def _oks_from_e(e: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
-    """Mean of exp(-e) over the last axis, over the joints where ``vis`` (broadcast) is true."""
+    """Mean of exp(-e) over the last axis, over the joints where ``vis`` (broadcast) is true; overwrites e."""
     if vis is None:
-        return np.sum(np.exp(-e), axis=-1) / e.shape[-1]
+        return np.sum(np.exp(np.negative(e, out=e), out=e), axis=-1) / e.shape[-1]
     vis = np.broadcast_to(vis, e.shape)
     count = vis.sum(axis=-1)
     total = np.sum(np.where(vis, np.exp(-e), 0.0), axis=-1)
@@ -107,19 +107,49 @@ def _check_inputs(keypoints, scores, areas) -> tuple[np.ndarray, np.ndarray, np.
     return kp, scores, areas
 
 
-def _greedy_batch(over: np.ndarray, order: np.ndarray) -> list[list[int]]:
-    """Greedy NMS of G images: ``over`` (G, n, n) bool (row kept, column dropped); ``order`` (G, n)."""
-    g, n = order.shape
-    suppressed = np.zeros((g, n), dtype=bool)
-    kept = np.zeros((g, n), dtype=bool)  # per rank
-    rows = np.arange(g)
-    for r in range(n):
-        cand = order[:, r]
-        alive = ~suppressed[rows, cand]
-        kept[:, r] = alive
-        if alive.any():
-            suppressed[alive] |= over[rows[alive], cand[alive]]
-    return [order[i][kept[i]].tolist() for i in range(g)]
+def _greedy_ranked(kp: np.ndarray, areas: np.ndarray, valid: np.ndarray, thresh: float,
+                   variances: np.ndarray, vis_thresh: float | None) -> np.ndarray:
+    """Greedy OKS NMS of G images at once, instances already in NMS order (column r = rank r).
+
+    kp (G, P, K, 3), areas (G, P), valid (G, P) (false for padding). At round r every image whose
+    rank-r instance is still alive keeps it and drops the later ranks with OKS > thresh to it. As in
+    the official loop, OKS is computed only for kept instances against the later instances still
+    alive: when at most half of the remaining columns are alive in every image, the alive ones are
+    packed to the left (order kept), so dropped instances stop costing work. Returns kept (G, P) bool.
+    """
+    g_all, width = valid.shape
+    kept = np.zeros((g_all, width), dtype=bool)
+    alive = valid.copy()
+    pos = np.broadcast_to(np.arange(width), (g_all, width))  # column -> original rank
+    x, y, score = (np.ascontiguousarray(kp[..., i]) for i in range(3))  # (G, W, K) each
+    r = 0
+    while r < width:
+        g = np.flatnonzero(alive[:, r])
+        if g.size and r + 1 < width:
+            # kept instances (A, K) against the later ones (A, W-r-1, K);
+            # e = (dx^2 + dy^2) / variances / pair_area / 2: the official order of operations, in place
+            e = x[g, r + 1:] - x[g, r][:, None]
+            e *= e
+            dy = y[g, r + 1:] - y[g, r][:, None]
+            dy *= dy
+            e += dy
+            e /= variances
+            e /= ((areas[g, r][:, None] + areas[g, r + 1:]) / 2 + _EPS)[..., None]
+            e /= 2
+            vis = None if vis_thresh is None else score[g, r + 1:] > vis_thresh
+            alive[g, r + 1:] &= ~(_oks_from_e(e, vis) > thresh)
+        kept[g, pos[g, r]] = True
+        r += 1
+        remaining = alive[:, r:]
+        most = int(remaining.sum(axis=1).max()) if remaining.size else 0
+        if most * 2 <= width - r:  # pack: keep only the alive later columns, in order
+            cols = np.argsort(~remaining, axis=1, kind="stable")[:, :most]
+            x, y, score = (np.take_along_axis(v[:, r:], cols[:, :, None], axis=1) for v in (x, y, score))
+            areas = np.take_along_axis(areas[:, r:], cols, axis=1)
+            pos = np.take_along_axis(pos[:, r:], cols, axis=1)
+            alive = np.take_along_axis(remaining, cols, axis=1)
+            width, r = most, 0
+    return kept
 
 
 def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
@@ -136,8 +166,10 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh
     if kp.shape[0] == 0:
         return []
     order = scores.argsort()[::-1]
-    over = oks_matrix(kp, areas, sigmas, vis_thresh) > thresh
-    return _greedy_batch(over[None], order[None])[0]
+    valid = np.ones((1, order.size), dtype=bool)
+    kept = _greedy_ranked(kp[order][None], areas[order][None], valid, thresh, _variances(sigmas, kp.shape[1]),
+                          vis_thresh)
+    return order[kept[0]].tolist()
 
 
 def _soft_from_matrix(oks: np.ndarray, scores: np.ndarray, thresh: float, max_dets: int) -> list[int]:
@@ -199,25 +231,47 @@ def nms_per_image(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, 
     kept: list[list[int]] = [[] for _ in groups]
     sizes = np.array([len(g) for g in groups], dtype=np.int64)
     num_joints = kp.shape[1]
+    variances = _variances(sigmas, num_joints)
+    # NMS order per image, computed per exact size: argsort of an (images, n) array row by row is
+    # the 1-D algorithm on each row, so ties resolve exactly as the official per-image argsort.
+    ranked: dict[int, np.ndarray] = {}  # image -> its global indices in NMS order
     for n in np.unique(sizes):
         members = np.flatnonzero(sizes == n)
-        if n == 1:
-            for m in members:
-                kept[m] = [int(groups[m][0])]
-            continue
-        per_chunk = max(1, _CHUNK_ELEMENTS // int(n * n * num_joints))
-        for start in range(0, members.size, per_chunk):
-            chunk = members[start:start + per_chunk]
-            idx = np.stack([groups[m] for m in chunk])  # (G, n) global indices
-            oks = oks_matrix(kp[idx], areas[idx], sigmas, vis_thresh)
-            if soft:
+        idx = np.stack([groups[m] for m in members])
+        order = scores[idx].argsort(axis=1)[:, ::-1]
+        idx = np.take_along_axis(idx, order, axis=1)
+        for row, m in enumerate(members):
+            ranked[m] = idx[row]
+    if soft:  # OKS matrices for all images of one size at once, then the picks image by image
+        for n in np.unique(sizes):
+            members = np.flatnonzero(sizes == n)
+            per_chunk = max(1, _CHUNK_ELEMENTS // int(n * n * num_joints))
+            for start in range(0, members.size, per_chunk):
+                chunk = members[start:start + per_chunk]
+                idx = np.stack([groups[m] for m in chunk])  # input order: the official argsort runs inside
+                oks = oks_matrix(kp[idx], areas[idx], sigmas, vis_thresh)
                 for row, m in enumerate(chunk):
                     local = _soft_from_matrix(oks[row], scores[idx[row]], thresh, SOFT_MAX_DETS)
                     kept[m] = idx[row][local].tolist()
-                continue
-            # argsort per row is the same algorithm as per 1-D array: ties resolve as officially
-            order = scores[idx].argsort(axis=1)[:, ::-1]
-            for row, local in enumerate(_greedy_batch(oks > thresh, order)):
-                kept[chunk[row]] = idx[row][local].tolist()
-    flat = [i for k in kept for i in k]
-    return np.asarray(flat, dtype=np.int64)
+        return np.asarray([i for k in kept for i in k], dtype=np.int64)
+    # Greedy NMS on images bucketed by padded size (powers of two): few, large vectorised steps.
+    padded = np.maximum(1, 2 ** np.ceil(np.log2(np.maximum(sizes, 1)))).astype(np.int64)
+    for size in np.unique(padded):
+        members = np.flatnonzero(padded == size)
+        if size == 1:
+            for m in members:
+                kept[m] = ranked[m].tolist()
+            continue
+        per_chunk = max(1, _CHUNK_ELEMENTS // int(size * num_joints))
+        for start in range(0, members.size, per_chunk):
+            chunk = members[start:start + per_chunk]
+            width = int(sizes[chunk].max())
+            idx = np.zeros((chunk.size, width), dtype=np.int64)
+            valid = np.zeros((chunk.size, width), dtype=bool)
+            for row, m in enumerate(chunk):
+                idx[row, :sizes[m]] = ranked[m]
+                valid[row, :sizes[m]] = True
+            keep_mask = _greedy_ranked(kp[idx], areas[idx], valid, thresh, variances, vis_thresh)
+            for row, m in enumerate(chunk):
+                kept[m] = idx[row][keep_mask[row]].tolist()
+    return np.asarray([i for k in kept for i in k], dtype=np.int64)
