@@ -90,13 +90,15 @@ def main(args: argparse.Namespace) -> None:
                 _sync(device)
                 times[name].append(time.perf_counter() - t0)
 
-    base = statistics.median(times["baseline"])
+    base, base_min = statistics.median(times["baseline"]), min(times["baseline"])
     print(f"\n{'network':<26}{'params (M)':>11}{'median s':>10}{'img/s':>8}{'time / baseline':>17}"
-          f"{'min..max s':>16}")
+          f"{'min..max s':>16}{'min / min':>11}")
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"{name:<26}{count_params(models[name]) / 1e6:>11.2f}{med:>10.3f}{args.batch / med:>8.2f}"
-              f"{med / base:>16.3f}x{min(ts):>8.3f}..{max(ts):.3f}")
+              f"{med / base:>16.3f}x{min(ts):>8.3f}..{max(ts):.3f}{min(ts) / base_min:>10.3f}x")
+    print("(time / baseline: ratio of medians; min / min: ratio of the fastest rounds, the least disturbed "
+          "by other processes)")
 
 
 if __name__ == "__main__":
