@@ -1,6 +1,5 @@
 """coco_keypoint_eval on a tiny hand-made ground truth; the stats table; the optional faster backend."""
 
-import copy
 import json
 
 import numpy as np
@@ -93,17 +92,50 @@ def test_format_stats_table():
         format_stats_table({"AP": 1.0})
 
 
-def test_faster_backend_matches_pycocotools(gt_file, tmp_path):
+def rich_case(seed):
+    """A ground truth with crowds, unlabelled people and all area ranges, and noisy results with
+    false positives and more than 20 detections on some images (COCOeval's maxDets)."""
+    rng = np.random.default_rng(seed)
+    images, anns, results = [], [], []
+    for image_id in range(1, 21):
+        images.append({"id": image_id, "file_name": f"{image_id}.jpg", "width": 640, "height": 480})
+        for _ in range(rng.integers(1, 7)):
+            w, h = rng.uniform(10, 200), rng.uniform(20, 300)
+            x, y = rng.uniform(0, 400), rng.uniform(0, 200)
+            kps = np.stack([rng.uniform(x, x + w, 17), rng.uniform(y, y + h, 17), rng.integers(0, 3, 17)], 1)
+            kps[kps[:, 2] == 0] = 0
+            crowd = int(rng.uniform() < 0.05)
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": crowd,
+                         "bbox": [x, y, w, h], "area": float(w * h * rng.uniform(0.3, 0.8)),
+                         "num_keypoints": int((kps[:, 2] > 0).sum()), "keypoints": kps.ravel().tolist()})
+            for _ in range(rng.integers(0, 5)):
+                noisy = kps.copy()
+                noisy[:, :2] += rng.normal(0, rng.uniform(0.5, 20), (17, 2))
+                noisy[:, 2] = rng.uniform(0, 1, 17)
+                results.append({"image_id": image_id, "category_id": 1, "keypoints": noisy.ravel().tolist(),
+                                "score": float(rng.uniform())})
+        for _ in range(rng.integers(0, 8)):  # false positives
+            fp = np.stack([rng.uniform(0, 640, 17), rng.uniform(0, 480, 17), rng.uniform(0, 1, 17)], 1)
+            results.append({"image_id": image_id, "category_id": 1, "keypoints": fp.ravel().tolist(),
+                            "score": float(rng.uniform())})
+    return {"images": images, "annotations": anns, "categories": [coco_person_category()]}, results
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_faster_backend_matches_pycocotools(tmp_path, seed):
+    """faster-coco-eval is offered because it prints the same ten numbers (equal to 1e-12)."""
     pytest.importorskip("faster_coco_eval")
-    rng = np.random.default_rng(5)
-    gt = make_gt()
-    results = []
-    for r in perfect_results(gt) * 3:  # duplicates with noise and various scores
-        r = copy.deepcopy(r)
-        kps = np.asarray(r["keypoints"]).reshape(17, 3)
-        kps[:, :2] += rng.normal(0, rng.uniform(1, 15), (17, 2))
-        kps[:, 2] = rng.uniform(0, 1, 17)
-        r["keypoints"], r["score"] = kps.ravel().tolist(), float(rng.uniform())
-        results.append(r)
-    path = write(tmp_path, results)
-    assert coco_keypoint_eval(gt_file, path, backend="faster_coco_eval") == coco_keypoint_eval(gt_file, path)
+    gt, results = rich_case(seed)
+    gt_path, res_path = write(tmp_path, gt, "gt.json"), write(tmp_path, results)
+    fast = coco_keypoint_eval(gt_path, res_path, backend="faster_coco_eval")
+    ref = coco_keypoint_eval(gt_path, res_path)
+    assert 0.02 < ref["AP"] < 0.98 and ref["AP (M)"] != ref["AP (L)"]
+    assert [f"{fast[n]:.3f}" for n in STAT_NAMES] == [f"{ref[n]:.3f}" for n in STAT_NAMES]
+    assert fast == pytest.approx(ref, abs=1e-12, rel=0)
+
+
+def test_missing_backend_is_explained(gt_file, tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
+    with pytest.raises(ModuleNotFoundError, match="pip install faster-coco-eval"):
+        coco_keypoint_eval(gt_file, write(tmp_path, []), backend="faster_coco_eval")

@@ -110,7 +110,8 @@ def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLi
                           "categories": list(gt_data.get("categories", []))}
             dt.createIndex()
         coco_eval = eval_cls(gt, dt, "keypoints")
-        coco_eval.params.useSegm = None  # as the official evaluation
+        if backend == "pycocotools":  # as the official code (a no-op for keypoints); faster-coco-eval
+            coco_eval.params.useSegm = None  # would read it as a switch to box evaluation
         coco_eval.evaluate()
         coco_eval.accumulate()
         summary = io.StringIO()

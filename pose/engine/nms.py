@@ -122,22 +122,29 @@ def _greedy_ranked(kp: np.ndarray, areas: np.ndarray, valid: np.ndarray, thresh:
     alive = valid.copy()
     pos = np.broadcast_to(np.arange(width), (g_all, width))  # column -> original rank
     x, y, score = (np.ascontiguousarray(kp[..., i]) for i in range(3))  # (G, W, K) each
+    neg_variances = -variances
     r = 0
     while r < width:
         g = np.flatnonzero(alive[:, r])
         if g.size and r + 1 < width:
-            # kept instances (A, K) against the later ones (A, W-r-1, K);
-            # e = (dx^2 + dy^2) / variances / pair_area / 2: the official order of operations, in place
-            e = x[g, r + 1:] - x[g, r][:, None]
-            e *= e
+            # kept instances (A, K) against the later ones (A, W-r-1, K), in place:
+            # t = (dx^2 + dy^2) / -variances / (2 * pair_area) is bit for bit the official
+            # -((dx^2 + dy^2) / variances / pair_area / 2): negation and halving are exact.
+            t = x[g, r + 1:] - x[g, r][:, None]
+            t *= t
             dy = y[g, r + 1:] - y[g, r][:, None]
             dy *= dy
-            e += dy
-            e /= variances
-            e /= ((areas[g, r][:, None] + areas[g, r + 1:]) / 2 + _EPS)[..., None]
-            e /= 2
-            vis = None if vis_thresh is None else score[g, r + 1:] > vis_thresh
-            alive[g, r + 1:] &= ~(_oks_from_e(e, vis) > thresh)
+            t += dy
+            t /= neg_variances
+            t /= (2 * ((areas[g, r][:, None] + areas[g, r + 1:]) / 2 + _EPS))[..., None]
+            np.exp(t, out=t)
+            if vis_thresh is None:
+                oks = t.sum(axis=-1) / t.shape[-1]
+            else:
+                vis = score[g, r + 1:] > vis_thresh
+                count = vis.sum(axis=-1)
+                oks = np.where(count > 0, np.where(vis, t, 0.0).sum(axis=-1) / np.maximum(count, 1), 0.0)
+            alive[g, r + 1:] &= ~(oks > thresh)
         kept[g, pos[g, r]] = True
         r += 1
         remaining = alive[:, r:]
