@@ -99,7 +99,7 @@ class PolarizedSelfAttention(nn.Module):
         if isinstance(self.conv_up, nn.Sequential):  # official PSA_s bottleneck
             conv_a, norm, _, conv_b = self.conv_up
             u = F.linear(z, self._w(conv_a), conv_a.bias)
-            u = F.layer_norm(u, (u.shape[1],), norm.weight.view(-1), norm.bias.view(-1), norm.eps)
+            u = F.layer_norm(u, (conv_a.out_channels,), norm.weight.view(-1), norm.bias.view(-1), norm.eps)
             return F.linear(F.relu(u), self._w(conv_b), conv_b.bias)
         u = F.linear(z, self._w(self.conv_up))
         if self.variant == "paper":
