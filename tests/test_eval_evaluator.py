@@ -236,3 +236,19 @@ def test_ddp_two_processes_match_single(coco_root, tmp_path):
     ddp_file, _ = results_paths(tmp_path / "ddp" / "out", "val2017")
     single_file, _ = results_paths(cfg.output_dir, "val2017")
     assert json.loads(ddp_file.read_text()) == json.loads(single_file.read_text())
+
+
+def test_amp_bf16_inference_runs_close_to_fp32(coco_root, tmp_path):
+    cfg = make_cfg(coco_root, tmp_path)
+    dataset = build_dataset(cfg, "val")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4)
+    kwargs = dict(flip_test=True, shift_heatmap=True, refine="default", device="cpu")
+    full = run_inference(DiagonalModel(), loader, dataset.codec, **kwargs)
+    half = run_inference(DiagonalModel(), loader, dataset.codec, amp="bf16", **kwargs)
+    assert half.maxvals.dtype == np.float32 and np.abs(half.maxvals - full.maxvals).max() < 0.02
+    from pose.models import build_model
+    torch.manual_seed(0)
+    net = run_inference(build_model(cfg, verbose=False), loader, dataset.codec, amp="bf16", **kwargs)
+    assert len(net) == len(dataset) and np.isfinite(net.coords).all() and np.isfinite(net.maxvals).all()
+    with pytest.raises(ValueError, match="unknown amp"):
+        run_inference(DiagonalModel(), loader, dataset.codec, amp="fp8", **kwargs)
