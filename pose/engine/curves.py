@@ -1,55 +1,53 @@
-"""Training curves (loss, AP, learning rate) drawn from metrics.jsonl with matplotlib."""
+"""Training curves (loss, AP/AR, learning rate per epoch) drawn with matplotlib's Agg backend."""
 
-import json
 import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pose.engine.checkpoint import atomic_file  # noqa: E402
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The records of a metrics.jsonl file (one JSON object per line)."""
-    path = Path(path)
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {n}: not JSON ({exc})") from None
-    return records
+__all__ = ["plot_training_curves"]
 
 
-def plot_training_curves(metrics_file: str | os.PathLike, out_png: str | os.PathLike) -> Path:
-    """Three panels over epochs: training loss, validation AP (and AR), learning rate. Atomic write."""
-    records = read_metrics(metrics_file)
+def plot_training_curves(history: Sequence[dict[str, Any]] | str | os.PathLike,
+                         out_png: str | os.PathLike) -> Path:
+    """Three panels over epochs: training loss, validation AP and AR, learning rate.
+
+    ``history``: the per-epoch records (``epoch``, ``loss``, ``lr`` and, on validated epochs,
+    ``AP``, ``AR``...) or the path of a metrics.jsonl file. The PNG is written atomically.
+    """
+    if isinstance(history, (str, os.PathLike)):
+        from pose.engine.logging_utils import read_metrics
+        history = read_metrics(history)
+    epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    epochs = [r["epoch"] for r in records]
-    axes[0].plot(epochs, [r["loss"] for r in records], marker=".")
-    axes[0].set(title="training loss", xlabel="epoch", yscale="log")
-    val = [r for r in records if "AP" in r]
-    axes[1].plot([r["epoch"] for r in val], [r["AP"] for r in val], marker="o", label="AP")
-    axes[1].plot([r["epoch"] for r in val], [r["AR"] for r in val], marker="s", label="AR")
-    axes[1].set(title="validation (COCO keypoints)", xlabel="epoch", ylim=(0, 1))
-    axes[1].legend()
-    axes[2].plot(epochs, [r["lr"] for r in records], marker=".")
-    axes[2].set(title="learning rate", xlabel="epoch", yscale="log")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        losses = [r["loss"] for r in history]
+        axes[0].plot(epochs, losses, marker=".")
+        axes[0].set(title="training loss", xlabel="epoch")
+        if losses and min(losses) > 0:
+            axes[0].set_yscale("log")
+        val = [r for r in history if "AP" in r]
+        axes[1].plot([r["epoch"] for r in val], [r["AP"] for r in val], marker="o", label="AP")
+        axes[1].plot([r["epoch"] for r in val], [r.get("AR", float("nan")) for r in val], marker="s", label="AR")
+        axes[1].set(title="validation (COCO keypoints)", xlabel="epoch", ylim=(0, 1))
+        axes[1].legend(loc="lower right")
+        axes[2].plot(epochs, [r["lr"] for r in history], marker=".", drawstyle="steps-post")
+        axes[2].set(title="learning rate", xlabel="epoch")
+        if history and min(r["lr"] for r in history) > 0:
+            axes[2].set_yscale("log")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        out_png = Path(out_png)
+        with atomic_file(out_png, "wb") as fh:
             fig.savefig(fh, format="png", dpi=90)
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
     return out_png

@@ -1,4 +1,17 @@
-"""torch.distributed set-up for torchrun (one process per GPU, or gloo processes on CPU)."""
+"""torch.distributed set-up for torchrun: one process per GPU (NCCL), or gloo processes on CPU.
+
+Without torchrun (no ``WORLD_SIZE``, or 1) everything here works in one process: rank 0 of 1,
+collectives return their input.
+
+A failing rank must not leave the others waiting. Three mechanisms together:
+
+* torchrun's elastic agent watches its workers; when one exits non-zero it terminates the
+  others (SIGTERM, then SIGKILL) and reports the failing rank with its traceback;
+* the process group is created with a timeout (``timeout_s``, default 600 s, or the environment
+  variable ``POSE_DIST_TIMEOUT``), so a collective whose peer vanished raises instead of hanging
+  (with gloo a closed peer connection raises at once);
+* :func:`describe_failure` prefixes the error a rank raises with its rank, so the log names it.
+"""
 
 import datetime
 import os
@@ -6,23 +19,38 @@ import os
 import torch
 import torch.distributed as dist
 
+DEFAULT_TIMEOUT_S = 600.0
 
-def init_distributed(device: str = "auto", timeout_s: float = 1800) -> tuple[torch.device, int, int]:
-    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1).
+__all__ = ["all_mean", "any_rank", "barrier", "cleanup", "describe_failure", "flags_any", "flags_by_rank",
+           "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "world_size"]
 
-    Returns (device, rank, world_size). NCCL on CUDA (device cuda:LOCAL_RANK), gloo on CPU. A rank
-    that fails makes torchrun end the others; collectives also time out after ``timeout_s``.
+
+def _resolve(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def init_distributed(device: str | torch.device = "auto",
+                     timeout_s: float | None = None) -> tuple[torch.device, int, int]:
+    """Initialise the process group when launched by torchrun (``WORLD_SIZE`` > 1).
+
+    Returns (device, rank, world_size). On CUDA each process takes ``cuda:LOCAL_RANK`` and the
+    NCCL backend; on CPU the gloo backend. Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+    ``MASTER_ADDR``, ``MASTER_PORT`` (set by torchrun).
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = _resolve(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return dev, 0, 1
+    if not dist.is_available():
+        raise RuntimeError(f"WORLD_SIZE={world} but this PyTorch build has no torch.distributed")
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("POSE_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank())
+        torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_s))
     return dev, dist.get_rank(), dist.get_world_size()
@@ -36,32 +64,71 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def _device_for_collectives() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def flags_any(*flags: bool) -> list[bool]:
+    """For each flag, whether it is true on any rank: one all-reduce (every rank must call it)."""
+    if not is_distributed():
+        return [bool(f) for f in flags]
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=_device_for_collectives())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v > 0) for v in t.tolist()]
+
+
 def any_rank(flag: bool) -> bool:
     """True when ``flag`` is true on any rank (a collective: every rank must call it)."""
-    if not is_distributed():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return flags_any(flag)[0]
 
 
 def all_mean(value: float) -> float:
     """Mean of a float over ranks (a collective)."""
     if not is_distributed():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
+        return float(value)
+    t = torch.tensor([value], dtype=torch.float64, device=_device_for_collectives())
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
 
 
+def describe_failure(exc: BaseException) -> str:
+    """``'rank R of W: <error>'`` under torch.distributed, else the error text."""
+    text = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
+    if is_distributed() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"rank {os.environ.get('RANK', rank())} of {os.environ.get('WORLD_SIZE', world_size())}: {text}"
+    return text
+
+
 def cleanup() -> None:
+    """Destroy the process group (if any); safe to call twice."""
     if is_distributed():
         dist.destroy_process_group()
+
+
+def flags_by_rank(*flags: bool) -> list[list[bool]]:
+    """Every rank's flags, ``[rank][i]`` (one all-gather; every rank must call it)."""
+    if not is_distributed():
+        return [[bool(f) for f in flags]]
+    t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32, device=_device_for_collectives())
+    parts = [torch.zeros_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t)
+    return [[bool(v) for v in p.tolist()] for p in parts]
