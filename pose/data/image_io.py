@@ -18,6 +18,16 @@ _FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDU
 REDUCTIONS = tuple(_FLAGS)
 
 
+def prepare_opencv_for_fork() -> None:
+    """Make OpenCV single-threaded in this process, before DataLoader workers are forked.
+
+    OpenCV's thread pool does not survive ``fork``: a worker that resizes the pool it inherited
+    (``cv2.setNumThreads`` in a ``worker_init_fn``) can deadlock on the parent's copied locks. Set
+    in the parent, the count is inherited and workers never touch the pool. One thread per worker
+    is also what data loading wants (the workers are the parallelism)."""
+    cv2.setNumThreads(1)
+
+
 class CorruptImageError(ValueError):
     """An image file exists but cannot be decoded; the message names it."""
 

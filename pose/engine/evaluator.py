@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from pose.config import Config
+from pose.data.image_io import prepare_opencv_for_fork
 from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
 from pose.engine.nms import nms_per_image
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
@@ -250,6 +251,8 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     num_joints = cfg.model.num_joints
     t0 = time.perf_counter()
     if len(indices):
+        if cfg.train.workers > 0:
+            prepare_opencv_for_fork()
         loader = DataLoader(shard, batch_size=cfg.test.batch_size, shuffle=False,
                             num_workers=cfg.train.workers, pin_memory=device.type == "cuda")
         preds = run_inference(model, loader, dataset.codec, flip_test=cfg.test.flip_test,

@@ -42,11 +42,12 @@ class Progress:
     """Progress of one epoch of ``total`` iterations, resumed at iteration ``start``."""
 
     def __init__(self, name: str, total: int, *, start: int = 0, enabled: bool = True, print_freq: int = 50,
-                 stream: TextIO | None = None):
+                 stream: TextIO | None = None, redraw: bool = True):
         self.name, self.total, self.enabled = name, total, enabled
         self.print_freq = max(1, print_freq)
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        # redraw=False: lines every print_freq iterations even on a terminal (e.g. stdout logging is off)
+        self.tty = enabled and redraw and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = start
         self.t0 = time.perf_counter()
         self.samples = 0

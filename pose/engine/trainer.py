@@ -50,6 +50,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pose.config import Config, ConfigError, config_diff, from_dict, save_config, to_dict
+from pose.data.image_io import prepare_opencv_for_fork
 from pose.engine import checkpoint as ckpt_io
 from pose.engine import distributed as dist_utils
 from pose.engine.checkpoint import CheckpointError
@@ -155,17 +156,12 @@ class SeededDataset(Dataset):
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: deterministic per-worker numpy/random seeds (from the loader's
-    seeded generator), one thread per worker, and signals left to the main process (which saves the
-    checkpoint and then shuts the workers down)."""
+    seeded generator) and signals left to the main process (which saves the checkpoint and then
+    shuts the workers down). PyTorch gives each worker one thread; OpenCV's count is set in the
+    parent (:func:`pose.data.image_io.prepare_opencv_for_fork`)."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
-    torch.set_num_threads(1)
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
 
@@ -369,6 +365,10 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val")
     if is_main:
+        for stale in out.glob(".*.tmp"):  # temporary files of writes cut short by a kill
+            if stale.name.startswith((f".{ckpt_io.CHECKPOINT_NAME}.", f".{ckpt_io.BEST_NAME}.", ".metrics.jsonl.",
+                                      ".training_curves.png.")):
+                stale.unlink(missing_ok=True)
         save_config(cfg, out / "config.yaml")
         logger.info("=> %s: %s%s, %.3fM parameters, %d training / %d validation crops, device %s, %d process(es), "
                     "batch %d per process", out, cfg.model.arch,
@@ -385,6 +385,8 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     seeded = SeededDataset(train_set, cfg.seed)
     sampler = EpochSampler(len(train_set), seed=cfg.seed, rank=rank, world=world)
     generator = torch.Generator()
+    if t.workers > 0:
+        prepare_opencv_for_fork()
     loader = DataLoader(seeded, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
                         pin_memory=device.type == "cuda", drop_last=False, worker_init_fn=seed_worker,
                         generator=generator, persistent_workers=False)
@@ -423,7 +425,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
             generator.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rank, 1]).generate_state(1)[0]))
             net.train()
             progress = Progress(f"epoch {epoch + 1}/{t.epochs}", iters_per_epoch, start=state.iteration,
-                                enabled=is_main and verbose, print_freq=t.print_freq)
+                                enabled=is_main, print_freq=t.print_freq, redraw=verbose)
             t0 = time.perf_counter()
             batches = iter(loader)
             while state.iteration < iters_per_epoch:
@@ -450,8 +452,9 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                     on = f" on rank {', '.join(map(str, bad_ranks))}" if world > 1 else ""
                     raise TrainingError(f"non-finite loss{on} at {where}; stopped, nothing saved: the last good "
                                         f"checkpoint is {ckpt_path if ckpt_path.exists() else '(none yet)'}")
-                if any(f[1] for f in flags):
-                    raise interrupt(stop.signum or signal.SIGTERM)
+                # A stop request seen here is honoured once this step is done: its forward pass has
+                # already moved the BatchNorm statistics, so the boundary is after the step.
+                stop_after_step = any(f[1] for f in flags)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -470,6 +473,8 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 if on_iteration is not None:
                     on_iteration({"epoch": epoch, "iteration": state.iteration, "global_step": state.global_step,
                                   "loss": loss_value, "model": model})
+                if stop_after_step:
+                    raise interrupt(stop.signum or signal.SIGTERM)
             del batches
             progress.close()
             train_time = time.perf_counter() - t0
