@@ -3,7 +3,8 @@
 A config is built in three layers and then frozen:
 
 1. the defaults below (one dataclass per section, a comment on each field);
-2. a YAML file, which may name a ``base`` YAML (relative to itself) to start from;
+2. a YAML file, which may name a ``base`` YAML (relative to itself) to start from (an empty
+   file, or one of comments only, changes nothing);
 3. command-line overrides of the form ``section.key=value`` (lower case, dotted), whose
    value is parsed as YAML (``train.lr=5e-4``, ``data.input_size=[288,384]``).
 
@@ -12,6 +13,7 @@ key and the file (or override) it came from.
 """
 
 import dataclasses
+import math
 import os
 import tempfile
 import typing
@@ -299,6 +301,8 @@ def _read_yaml_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
             tree = yaml.safe_load(fh)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); expected YAML") from None
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
@@ -308,6 +312,8 @@ def _read_yaml_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         return tree
     if not isinstance(base, str):
         raise ConfigError(f"{path}: 'base' must be a path string, got {base!r}")
+    if not (path.parent / base).is_file():
+        raise ConfigError(f"{path}: base config {base!r} not found (looked for {path.parent / base})")
     merged = _read_yaml_chain(path.parent / base, seen + (resolved,))
     _deep_update(merged, tree, path)
     return merged
@@ -363,8 +369,8 @@ def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
                 value = float(value)
             except ValueError:
                 fail("a number")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            fail("a finite number")
         return float(value)
     if kind is str:
         if not isinstance(value, str):

@@ -82,7 +82,8 @@ def check_box(box: Sequence[float], image_size_wh: tuple[int, int], index: int |
     except (TypeError, ValueError):
         raise ValueError(f"{name}{box!r} is not 4 numbers x, y, w, h") from None
     if arr.size != 4:
-        raise ValueError(f"{name}{list(box)} must have 4 numbers x, y, w, h, got {arr.size}")
+        raise ValueError(f"{name}{arr.tolist()} must have 4 numbers x, y, w, h, got {arr.size} "
+                         "(boxes are a list of boxes: [(x, y, w, h), ...])")
     pretty = "[" + ", ".join(f"{v:g}" for v in arr) + "]"
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}{pretty} (x, y, w, h) has a NaN or infinite value")
@@ -214,9 +215,10 @@ class Predictor:
             One :class:`PersonPose` per box, in the order given.
         """
         if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 \
-                or image_bgr.shape[2] != 3:
-            got = f"{getattr(image_bgr, 'shape', type(image_bgr))} {getattr(image_bgr, 'dtype', '')}"
-            raise ValueError(f"image must be a uint8 BGR array of shape (H, W, 3), got {got}")
+                or image_bgr.shape[2] != 3 or image_bgr.size == 0:
+            got = f"{getattr(image_bgr, 'shape', type(image_bgr))} {getattr(image_bgr, 'dtype', '')}".rstrip()
+            raise ValueError(f"image must be a non-empty uint8 BGR array of shape (H, W, 3), got {got}; "
+                             "pose.data.image_io.read_image reads gray, RGBA and 16-bit files as uint8 BGR")
         height, width = image_bgr.shape[:2]
         if boxes is None or len(boxes) == 0:
             boxes = [(0.0, 0.0, float(width), float(height))]

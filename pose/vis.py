@@ -413,8 +413,17 @@ def load_json(path: str | os.PathLike, what: str) -> object:
         raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None
 
 
+def _is_real(v: object) -> bool:
+    # NaN passes: a non-finite joint is simply not drawn (see draw_skeleton).
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def check_results(results: object, source: str, num_joints: int = 17) -> list[dict]:
-    """Validate a COCO keypoint results list (``tools/test.py`` format) and return it."""
+    """Validate a COCO keypoint results list (``tools/test.py`` format) and return it.
+
+    Each entry needs an integer ``image_id``, ``3 * num_joints`` numeric ``keypoints``, a numeric
+    ``score`` and, if present, a ``bbox`` of 4 numbers; ValueError names the file and the entry.
+    NaN values pass (such joints and boxes are not drawn)."""
     if not isinstance(results, list):
         raise ValueError(f"{source}: a results file must be a JSON list of "
                          f"{{image_id, category_id, keypoints, score}}, got {type(results).__name__}")
@@ -422,10 +431,20 @@ def check_results(results: object, source: str, num_joints: int = 17) -> list[di
         if not isinstance(r, dict) or not {"image_id", "keypoints", "score"} <= set(r):
             raise ValueError(f"{source}: entry {i} is not a keypoint result with image_id, keypoints and "
                              f"score: {str(r)[:120]}")
-        if len(r["keypoints"]) != 3 * num_joints:
-            raise ValueError(f"{source}: entry {i} (image_id {r['image_id']}) has {len(r['keypoints'])} "
-                             f"keypoint values, expected {3 * num_joints} "
+        where = f"{source}: entry {i} (image_id {r['image_id']!r})"
+        if not isinstance(r["image_id"], int) or isinstance(r["image_id"], bool):
+            raise ValueError(f"{where}: image_id must be an integer")
+        kps = r["keypoints"]
+        if not isinstance(kps, list) or not all(_is_real(v) for v in kps):
+            raise ValueError(f"{where}: keypoints must be a list of numbers, got {str(kps)[:80]}")
+        if len(kps) != 3 * num_joints:
+            raise ValueError(f"{where} has {len(kps)} keypoint values, expected {3 * num_joints} "
                              f"(x, y, score for {num_joints} joints)")
+        if not _is_real(r["score"]):
+            raise ValueError(f"{where}: score must be a number, got {r['score']!r}")
+        box = r.get("bbox")
+        if box is not None and not (isinstance(box, list) and len(box) == 4 and all(_is_real(v) for v in box)):
+            raise ValueError(f"{where}: bbox must be 4 numbers x, y, w, h, got {str(box)[:80]}")
     return results
 
 

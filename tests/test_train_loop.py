@@ -159,9 +159,22 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_root, tmp_pat
     assert len(metrics(tmp_path)) == 1
 
 
-def test_non_finite_weights_after_a_step(data_root, tmp_path):
+def test_non_finite_weights_after_a_step(data_root, tmp_path, monkeypatch):
+    import pose.engine.trainer as trainer
+    real = trainer.build_optimizer
+
+    def poisoned(model, **kwargs):  # an optimiser whose step leaves a NaN in the weights
+        opt = real(model, **kwargs)
+
+        def after_step(*_):
+            with torch.no_grad():
+                next(model.parameters()).view(-1)[0] = float("nan")
+        opt.register_step_post_hook(after_step)
+        return opt
+
+    monkeypatch.setattr(trainer, "build_optimizer", poisoned)
     with pytest.raises(TrainingError, match=r"non-finite weights after the optimiser step at epoch 1, iteration 1"):
-        train(make_cfg(data_root, tmp_path, "train.lr=.inf"), verbose=False)
+        train(make_cfg(data_root, tmp_path), verbose=False)
     assert not (tmp_path / "checkpoint.pth").exists()
 
 
@@ -219,3 +232,44 @@ def test_loader_workers_after_opencv_threads_ran_in_the_parent(data_root, tmp_pa
     summary = train(make_cfg(data_root, tmp_path, "train.workers=2", "train.epochs=1", "train.max_iters_per_epoch=2",
                              "train.val_every=10"), verbose=False)
     assert summary["epochs"] == 1
+
+
+def _children(pid):
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the loader's workers")
+def test_a_dead_loader_worker_is_an_error_not_a_hang(data_root, tmp_path):
+    def kill_workers(info):
+        if info["iteration"] == 1:
+            for pid in _children(os.getpid()):
+                os.kill(pid, signal.SIGKILL)
+
+    dead = r"data loading failed at epoch 1, iteration 2: DataLoader worker .*(killed|exited)"
+    with pytest.raises(TrainingError, match=dead):
+        train(make_cfg(data_root, tmp_path, "train.workers=2", "train.epochs=1"), on_iteration=kill_workers,
+              verbose=False)
+    assert not (tmp_path / "checkpoint.pth").exists()
+
+
+def test_a_corrupt_image_is_named_or_skipped_and_counted(data_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    victim = sorted((root / "images" / "train2017").iterdir())[0]
+    victim.write_bytes(b"not a jpeg at all")
+    with pytest.raises(TrainingError, match=rf"data loading failed at epoch 1, .*{victim.name}"):
+        train(make_cfg(root, tmp_path / "strict", "train.workers=2", "train.epochs=1"), verbose=False)
+    summary = train(make_cfg(root, tmp_path / "skip", "train.epochs=1", "data.skip_corrupt_images=true"),
+                    verbose=False)
+    assert summary["epochs"] == 1
+    log = (tmp_path / "skip" / "train.log").read_text()
+    assert victim.name in log and "corrupt images skipped" in log

@@ -18,6 +18,7 @@ import sys
 
 from pose.config import ConfigError, load_config
 from pose.data import DatasetError
+from pose.data.image_io import CorruptImageError
 from pose.engine.coco_eval import EvalError
 from pose.engine.tester import run_test
 from pose.models import WeightsError
@@ -47,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         run_test(cfg, args.weights, device=args.device, amp=args.amp)
-    except (FileNotFoundError, WeightsError, DatasetError, EvalError) as exc:
+    except (FileNotFoundError, WeightsError, DatasetError, CorruptImageError, EvalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -19,8 +19,12 @@ import os
 import sys
 
 from pose.config import ConfigError, load_config
+from pose.data import DatasetError
+from pose.data.image_io import CorruptImageError
+from pose.data.synthetic import SyntheticDataError
 from pose.engine.checkpoint import CheckpointError
 from pose.engine.trainer import TrainingError, TrainingInterrupted, train
+from pose.models import WeightsError
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -50,14 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # includes ResumeConfigError
         _error(str(exc))
         return 2
-    except (CheckpointError, TrainingError, FileNotFoundError) as exc:
+    except (CheckpointError, TrainingError, FileNotFoundError, DatasetError, CorruptImageError, WeightsError,
+            SyntheticDataError) as exc:
         _error(str(exc))
         return 1
-    except Exception as exc:  # data and weights errors of the other modules carry clear messages too
-        if type(exc).__name__ in ("DatasetError", "WeightsError", "SyntheticDataError", "CorruptImageError"):
-            _error(str(exc))
-            return 1
-        raise
     if summary["best_epoch"]:
         print(f"best AP {summary['best_ap']:.4f} at epoch {summary['best_epoch']}; outputs in {summary['output_dir']}")
     else:

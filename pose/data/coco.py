@@ -9,9 +9,10 @@ Layout under ``root``::
 
 Boxes: training always uses ground-truth boxes, filtered as the official code (non-crowd,
 person category, box clipped with ``x2 = min(W-1, x1 + max(0, w-1))``, kept when the annotation
-``area > 0`` and the clipped box is non-empty, keypoints not all zero, visibility clamped to 1).
-Evaluation uses these boxes (``use_gt_bbox``) or a detection-results file (person category,
-``score >= det_score_thresh``, positive width and height).
+``area > 0`` and the clipped box is non-empty, keypoints not all zero, visibility clamped to 1). A
+box that clips to a single point (``x2 == x1`` and ``y2 == y1``: no size to crop at) is dropped as
+empty too. Evaluation uses these boxes (``use_gt_bbox``) or a detection-results file (person
+category, ``score >= det_score_thresh``, positive width and height, not entirely outside the image).
 
 Test sets (``image_set`` containing 'test', e.g. test-dev2017) have no keypoint ground truth and
 need detection boxes. Their image list is ``annotations/image_info_{image_set}.json`` when
@@ -145,6 +146,7 @@ class CocoKeypoints(Dataset):
         self.num_joints = int(num_joints)
         self.reduced_decode = bool(reduced_decode)
         self.num_skipped_images = 0
+        self.filter_summary = ""  # what the box filters kept and dropped (logged; named in errors)
         self.input_size = codec.input_size
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
@@ -168,8 +170,8 @@ class CocoKeypoints(Dataset):
                 raise ValueError("use_gt_bbox is false but no det_file was given")
             self.records = self._det_records()
         if not self.records:
-            raise DatasetError(f"no usable person instances in {image_set!r} under {self.root} "
-                               "(see the log for what was filtered)")
+            raise DatasetError(f"no usable person instances in {image_set!r} under {self.root}: "
+                               f"{self.filter_summary}")
 
     # --- loading --------------------------------------------------------------------------------
     def _check_layout(self) -> None:
@@ -254,7 +256,7 @@ class CocoKeypoints(Dataset):
                 x1, y1 = max(0.0, x), max(0.0, y)
                 x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
                 y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-                if not (ann["area"] > 0 and x2 >= x1 and y2 >= y1):
+                if not (ann["area"] > 0 and x2 >= x1 and y2 >= y1 and (x2 > x1 or y2 > y1)):
                     counts["empty box or area"] += 1
                     continue
                 kps = np.asarray(ann["keypoints"], dtype=np.float32).reshape(self.num_joints, 3)
@@ -270,8 +272,9 @@ class CocoKeypoints(Dataset):
         total = len(self.coco.anns)
         counts["image not in 'images'"] = total - len(records) - sum(counts.values())
         dropped = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
-        logger.info("%s: %d of %d annotations kept as person instances%s", ann_file, len(records), total,
-                    f" (dropped: {dropped})" if dropped else "")
+        self.filter_summary = (f"{ann_file}: {len(records)} of {total} annotations kept as person instances"
+                               + (f" (dropped: {dropped})" if dropped else ""))
+        logger.info("%s", self.filter_summary)
         return records
 
     def _det_records(self) -> list[dict]:
@@ -280,7 +283,7 @@ class CocoKeypoints(Dataset):
         if not isinstance(dets, list):
             raise DatasetError(f"{path}: top level is {type(dets).__name__}; expected {DET_SCHEMA}")
         counts = {"not person": 0, f"score < {self.det_score_thresh:g}": 0, "empty box": 0,
-                  "image not in the annotation file": 0}
+                  "image not in the annotation file": 0, "box outside the image": 0}
         records = []
         zeros = np.zeros((self.num_joints, 3), np.float32)
         for i, det in enumerate(dets):
@@ -302,13 +305,19 @@ class CocoKeypoints(Dataset):
             if self.coco is not None and det["image_id"] not in self.coco.imgs:
                 counts["image not in the annotation file"] += 1
                 continue
+            image = self._image_record(det["image_id"])
+            width, height = image["width"], image["height"]
+            if _is_number(width) and _is_number(height) and (x >= width or y >= height or x + w <= 0 or y + h <= 0):
+                counts["box outside the image"] += 1
+                continue
             center, scale = box_to_center_scale(det["bbox"], self.aspect_ratio, self.padding, self.pixel_std)
-            records.append({"image_id": det["image_id"], **self._image_record(det["image_id"]),
+            records.append({"image_id": det["image_id"], **image,
                             "box": np.float32(det["bbox"]), "center": center, "scale": scale,
                             "joints": zeros, "score": float(det["score"])})
         dropped = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
-        logger.info("%s: %d of %d detections kept%s", path, len(records), len(dets),
-                    f" (dropped: {dropped})" if dropped else "")
+        self.filter_summary = (f"{path}: {len(records)} of {len(dets)} detections kept"
+                               + (f" (dropped: {dropped})" if dropped else ""))
+        logger.info("%s", self.filter_summary)
         if counts["image not in the annotation file"] == len(dets) and dets:
             raise DatasetError(f"{path}: none of its image ids is in {self.annotation_file}")
         return records

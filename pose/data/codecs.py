@@ -166,6 +166,16 @@ def _as_numpy(heatmaps) -> np.ndarray:
     heatmaps = np.asarray(heatmaps)
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (N, K, h, w), got shape {heatmaps.shape}")
+    if heatmaps.dtype.kind not in "fiub":
+        raise ValueError(f"heatmaps must be real numbers, got dtype {heatmaps.dtype}")
+    if heatmaps.dtype.kind != "f":
+        heatmaps = heatmaps.astype(np.float32)
+    bad = ~np.isfinite(heatmaps)
+    if bad.any():
+        # A NaN network output has no peak to read: say so rather than decode it to arbitrary points.
+        maps = int(bad.any(axis=(2, 3)).sum())
+        raise ValueError(f"heatmaps have {int(bad.sum())} NaN or infinite values (in {maps} of "
+                         f"{heatmaps.shape[0] * heatmaps.shape[1]} maps); the network output is not finite")
     return heatmaps
 
 
@@ -233,11 +243,17 @@ class HeatmapCodec:
         ``[mu - 3 sigma, mu + 3 sigma + 1)`` around ``mu = int(joint / stride + 0.5)`` (truncated as
         the official ``int``); a joint whose window lies entirely outside the heatmap gets weight 0
         (official test: ``ul >= size`` or ``br < 0``), a labelled joint partly outside keeps weight 1.
+        A joint with a NaN or infinite coordinate, or a NaN visibility, is treated as unlabelled
+        (weight 0, empty heatmap).
         """
-        joints = np.asarray(joints, dtype=np.float64)[:, :2]
+        joints = np.asarray(joints, dtype=np.float64)
+        if joints.ndim != 2 or joints.shape[1] < 2:
+            raise ValueError(f"encode: joints must be (K, 2) crop px, got shape {joints.shape}")
+        joints = joints[:, :2]
         weights = (np.asarray(visible, dtype=np.float32).reshape(-1) > 0).astype(np.float32)
         if len(joints) != len(weights):
             raise ValueError(f"encode: {len(joints)} joints but {len(weights)} visibility flags")
+        weights[~np.isfinite(joints).all(axis=1)] = 0.0
         w, h = self.heatmap_size
         tmp = self.sigma * 3
         mu_exact = joints / self._stride()
@@ -263,6 +279,7 @@ class HeatmapCodec:
 
         ``refine``: 'default' (the codec's own sub-pixel step), 'dark' (DARK Taylor expansion) or
         'none' (integer argmax). Coordinates are zeroed where the maximum is <= 0 (before refining).
+        Raises ValueError for another shape, or for NaN or infinite heatmap values.
         """
         if refine not in REFINES:
             raise ValueError(f"unknown refine {refine!r}; valid: {', '.join(REFINES)}")
@@ -282,8 +299,14 @@ class HeatmapCodec:
         per-axis ``scale * pixel_std / (heatmap_size - 1)``.
         """
         coords = np.asarray(coords, dtype=np.float64)
-        centers = np.asarray(centers, dtype=np.float64).reshape(-1, 1, 2)
-        sizes = np.asarray(scales, dtype=np.float64).reshape(-1, 1, 2) * self.pixel_std
+        centers = np.asarray(centers, dtype=np.float64)
+        scales = np.asarray(scales, dtype=np.float64)
+        n = len(coords) if coords.ndim == 3 else -1
+        if coords.ndim != 3 or coords.shape[2] != 2 or centers.shape != (n, 2) or scales.shape != (n, 2):
+            raise ValueError(f"to_image: expected coords (N, K, 2), centers (N, 2), scales (N, 2); got "
+                             f"{coords.shape}, {centers.shape}, {scales.shape}")
+        centers = centers.reshape(-1, 1, 2)
+        sizes = scales.reshape(-1, 1, 2) * self.pixel_std
         extent = self._heatmap_extent()
         factor = sizes / extent
         if self.isotropic_crop:  # the official crop uses scale[0] for both axes

@@ -35,9 +35,14 @@ class CorruptImageError(ValueError):
 def read_image(path: str | Path, reduce: int = 1) -> np.ndarray:
     """Read a colour image as (H, W, 3) uint8 BGR, EXIF orientation ignored (as the official code).
 
+    Grayscale, RGBA and 16-bit images are converted to 3-channel 8-bit BGR (OpenCV's
+    ``IMREAD_COLOR``: gray replicated, alpha dropped, 16-bit values divided by 256).
+
     ``reduce`` in (1, 2, 4, 8) decodes at that fraction of the size (JPEG: DCT scaling; other
-    formats are resized by OpenCV). Raises FileNotFoundError when the file is missing and
-    :class:`CorruptImageError` when it cannot be decoded or a JPEG is truncated (no end marker).
+    formats are resized by OpenCV, rounding the size down). A non-JPEG image too small to be
+    reduced (fewer than ``reduce`` px on a side) is returned at full size: callers compare the
+    shape. Raises FileNotFoundError when the file is missing and :class:`CorruptImageError` when it
+    is empty, cannot be decoded or a JPEG is truncated (no end marker).
     """
     if reduce not in _FLAGS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce}")
@@ -48,9 +53,18 @@ def read_image(path: str | Path, reduce: int = 1) -> np.ndarray:
         raise FileNotFoundError(f"image not found: {path}") from None
     except IsADirectoryError:
         raise CorruptImageError(f"{path}: is a directory, expected an image file") from None
+    if not data:
+        raise CorruptImageError(f"{path}: empty file (0 bytes); expected a JPEG or PNG image")
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
         raise CorruptImageError(f"{path}: truncated JPEG (no end-of-image marker); expected a complete JPEG")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), _FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), _FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as exc:
+        if reduce > 1:  # OpenCV cannot shrink an image smaller than the reduction (non-JPEG): full size
+            return read_image(path, 1)
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+        raise CorruptImageError(f"{path}: cannot decode ({len(data)} bytes; {reason}); expected a JPEG or "
+                                "PNG image readable by OpenCV") from None
     if image is None:
         raise CorruptImageError(f"{path}: cannot decode ({len(data)} bytes); expected a JPEG or PNG "
                                 "image readable by OpenCV")

@@ -257,6 +257,19 @@ class _StopRequest:
             signal.signal(sig, old)
 
 
+def _loader_error_text(exc: BaseException) -> str:
+    """The message of an error raised in a DataLoader worker, without the worker's traceback that
+    PyTorch puts before it ('Caught X in DataLoader worker process N. Original Traceback ...')."""
+    text = str(exc)
+    head, sep, trace = text.partition("\nOriginal Traceback (most recent call last):")
+    if not sep:
+        return text
+    last = trace.strip().splitlines()[-1] if trace.strip() else ""
+    name = type(exc).__name__
+    message = last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last
+    return f"{message} ({head.removeprefix('Caught ').rstrip('.')})"
+
+
 def _params_finite(model: nn.Module) -> bool:
     params = [p.detach() for p in model.parameters()]
     if not params:
@@ -428,54 +441,69 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                                 enabled=is_main, print_freq=t.print_freq, redraw=verbose)
             t0 = time.perf_counter()
             batches = iter(loader)
-            while state.iteration < iters_per_epoch:
-                where = f"epoch {epoch + 1}, iteration {state.iteration + 1}"
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    if stop.signum:  # a worker killed by the same signal: stop cleanly all the same
-                        raise interrupt(stop.signum) from None
-                    raise TrainingError(f"data loading failed at {where}: {exc}") from exc
-                images = batch["image"].to(device, non_blocking=True)
-                if t.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                target = batch["target"].to(device, non_blocking=True)
-                weight = batch["target_weight"].to(device, non_blocking=True)
-                with _autocast(device, t.amp):
-                    outputs = _output_heatmaps(net(images))
-                loss = sum(criterion(o, target, weight) for o in outputs)
-                flags = dist_utils.flags_by_rank(not bool(torch.isfinite(loss)), bool(stop.signum))
-                bad_ranks = [r for r, f in enumerate(flags) if f[0]]
-                if bad_ranks:
-                    on = f" on rank {', '.join(map(str, bad_ranks))}" if world > 1 else ""
-                    raise TrainingError(f"non-finite loss{on} at {where}; stopped, nothing saved: the last good "
-                                        f"checkpoint is {ckpt_path if ckpt_path.exists() else '(none yet)'}")
-                # A stop request seen here is honoured once this step is done: its forward pass has
-                # already moved the BatchNorm statistics, so the boundary is after the step.
-                stop_after_step = any(f[1] for f in flags)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                if not _params_finite(model):
-                    raise TrainingError(f"non-finite weights after the optimiser step at {where} (loss was "
-                                        f"{loss.item():.6g}); stopped, nothing saved: the last good checkpoint is "
-                                        f"{ckpt_path if ckpt_path.exists() else '(none yet)'}")
-                loss_value = loss.item()
-                n = images.shape[0]
-                state.iteration += 1
-                state.global_step += 1
-                state.loss_sum += loss_value * n
-                state.loss_count += n
-                progress.update(state.iteration, loss=state.loss_sum / state.loss_count, lr=lr, samples=n * world)
-                if on_iteration is not None:
-                    on_iteration({"epoch": epoch, "iteration": state.iteration, "global_step": state.global_step,
-                                  "loss": loss_value, "model": model})
-                if stop_after_step:
-                    raise interrupt(stop.signum or signal.SIGTERM)
-            del batches
+            where = f"epoch {epoch + 1}, iteration {state.iteration + 1}"
+            try:
+                while state.iteration < iters_per_epoch:
+                    where = f"epoch {epoch + 1}, iteration {state.iteration + 1}"
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
+                    except Exception as exc:
+                        if stop.signum:  # a worker killed by the same signal: stop cleanly all the same
+                            raise interrupt(stop.signum) from None
+                        raise TrainingError(f"data loading failed at {where}: {_loader_error_text(exc)}") from exc
+                    images = batch["image"].to(device, non_blocking=True)
+                    if t.channels_last:
+                        images = images.contiguous(memory_format=torch.channels_last)
+                    target = batch["target"].to(device, non_blocking=True)
+                    weight = batch["target_weight"].to(device, non_blocking=True)
+                    with _autocast(device, t.amp):
+                        outputs = _output_heatmaps(net(images))
+                    loss = sum(criterion(o, target, weight) for o in outputs)
+                    flags = dist_utils.flags_by_rank(not bool(torch.isfinite(loss)), bool(stop.signum))
+                    bad_ranks = [r for r, f in enumerate(flags) if f[0]]
+                    if bad_ranks:
+                        on = f" on rank {', '.join(map(str, bad_ranks))}" if world > 1 else ""
+                        raise TrainingError(f"non-finite loss{on} at {where}; stopped, nothing saved: the last good "
+                                            f"checkpoint is {ckpt_path if ckpt_path.exists() else '(none yet)'}")
+                    # A stop request seen here is honoured once this step is done: its forward pass has
+                    # already moved the BatchNorm statistics, so the boundary is after the step.
+                    stop_after_step = any(f[1] for f in flags)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    if not _params_finite(model):
+                        raise TrainingError(f"non-finite weights after the optimiser step at {where} (loss was "
+                                            f"{loss.item():.6g}); stopped, nothing saved: the last good checkpoint is "
+                                            f"{ckpt_path if ckpt_path.exists() else '(none yet)'}")
+                    loss_value = loss.item()
+                    n = images.shape[0]
+                    state.iteration += 1
+                    state.global_step += 1
+                    state.loss_sum += loss_value * n
+                    state.loss_count += n
+                    progress.update(state.iteration, loss=state.loss_sum / state.loss_count, lr=lr, samples=n * world)
+                    if on_iteration is not None:
+                        on_iteration({"epoch": epoch, "iteration": state.iteration, "global_step": state.global_step,
+                                      "loss": loss_value, "model": model})
+                    if stop_after_step:
+                        raise interrupt(stop.signum or signal.SIGTERM)
+            except RuntimeError as exc:
+                # PyTorch reports a worker that died (OOM killer, a segfault in a decoder) from its
+                # SIGCHLD handler, wherever the main process happens to be: name where it was.
+                if isinstance(exc, TrainingError) or "DataLoader worker" not in str(exc):
+                    raise
+                raise TrainingError(f"data loading failed at {where}: {exc}") from exc
+            finally:
+                # Shut the workers down now, also when an error propagates: its traceback keeps the
+                # iterator alive, and workers ignore SIGTERM, so one left to the interpreter's exit
+                # would have multiprocessing wait for them forever.
+                shutdown = getattr(batches, "_shutdown_workers", None)
+                if shutdown is not None:
+                    shutdown()
+                del batches
             progress.close()
             train_time = time.perf_counter() - t0
             epoch_loss = dist_utils.all_mean(state.loss_sum / max(state.loss_count, 1))

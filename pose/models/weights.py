@@ -85,17 +85,37 @@ def group_keys(keys: list[str], max_lines: int = 12) -> list[str]:
     return lines[:max_lines] + [f"... and {len(lines) - max_lines} more groups"]
 
 
+def _load_error_reason(exc: Exception) -> str:
+    """The informative line of a ``torch.load`` error: the weights-only unpickler's reason when there is
+    one (its first line is a generic paragraph), else the first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    marker = "WeightsUnpickler error:"
+    for i, line in enumerate(lines):
+        if marker in line:
+            rest = line.split(marker, 1)[1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return (f"{type(exc).__name__}: {rest.split('. ')[0][:300]} (only tensors and plain containers "
+                    "are read)")
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, ``module.`` stripped. Errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist" if not path.exists()
                            else f"weights path {path} is not a file")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty (0 bytes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, not a torch file, or pickled objects
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive (or, legacy, a pickle)
+            raise WeightsError(f"cannot read weights file {path}: not a PyTorch checkpoint (neither a zip "
+                               f"archive nor a pickle; it starts with {head!r})") from e
         raise WeightsError(f"cannot read weights file {path} (corrupt, truncated or not a PyTorch "
-                           f"checkpoint?): {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+                           f"checkpoint?): {_load_error_reason(e)}") from e
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):
