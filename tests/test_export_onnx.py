@@ -73,14 +73,8 @@ def test_unknown_exporter(tmp_path):
         export_onnx(tiny_net(), tmp_path / "m.onnx", input_size=(48, 64), exporter="nope")
 
 
-OFFICIAL_SEQUENTIAL_XFAIL = pytest.mark.xfail(
-    strict=True, reason="pose/models/psa.py fast path of official PSA_s calls F.layer_norm with a traced "
-    "shape (u.shape[1]); the TorchScript exporter needs a constant (e.g. norm.normalized_shape)")
-
-
 @pytest.mark.parametrize("psa, variant", [
-    ("parallel", "paper"), ("sequential", "paper"), ("parallel", "official"),
-    pytest.param("sequential", "official", marks=OFFICIAL_SEQUENTIAL_XFAIL)])
+    ("parallel", "paper"), ("sequential", "paper"), ("parallel", "official"), ("sequential", "official")])
 def test_export_tool_with_psa(tmp_path, psa, variant):
     pytest.importorskip("onnxruntime", reason=NO_ORT)
     from pose.config import load_config
