@@ -273,3 +273,21 @@ def test_a_corrupt_image_is_named_or_skipped_and_counted(data_root, tmp_path):
     assert summary["epochs"] == 1
     log = (tmp_path / "skip" / "train.log").read_text()
     assert victim.name in log and "corrupt images skipped" in log
+
+
+def test_train_then_test_tool_end_to_end(reference, data_root, tmp_path, capsys):
+    # the smoke test: a few iterations lower the loss, and test.py prints the ten numbers
+    import runpy
+
+    from pose.engine.coco_eval import STAT_NAMES
+    ref_out, summary = reference
+    losses = [r["loss"] for r in summary["history"]]
+    assert losses[-1] < losses[0], losses
+    tool = runpy.run_path(str(REPO / "tools" / "test.py"))
+    args = ["--cfg", str(ref_out / "config.yaml"), "--weights", str(ref_out / "model_best.pth"),
+            f"output_dir={tmp_path}"]
+    assert tool["main"](tool["get_args_parser"]().parse_args(args)) == 0
+    printed = capsys.readouterr().out
+    header = [c.strip() for c in printed.strip().splitlines()[-3].split("|")[2:-1]]
+    assert header == list(STAT_NAMES)
+    assert len(json.loads((tmp_path / "results" / "stats_val2017.json").read_text())) == 10
