@@ -170,13 +170,20 @@ def _as_numpy(heatmaps) -> np.ndarray:
         raise ValueError(f"heatmaps must be real numbers, got dtype {heatmaps.dtype}")
     if heatmaps.dtype.kind != "f":
         heatmaps = heatmaps.astype(np.float32)
-    bad = ~np.isfinite(heatmaps)
-    if bad.any():
-        # A NaN network output has no peak to read: say so rather than decode it to arbitrary points.
-        maps = int(bad.any(axis=(2, 3)).sum())
-        raise ValueError(f"heatmaps have {int(bad.sum())} NaN or infinite values (in {maps} of "
-                         f"{heatmaps.shape[0] * heatmaps.shape[1]} maps); the network output is not finite")
     return heatmaps
+
+
+def _check_finite(heatmaps: np.ndarray, maxvals: np.ndarray) -> None:
+    """A NaN network output has no peak to read: say so rather than decode it to arbitrary points.
+
+    Checked on the maxima (argmax lands on a NaN or +inf when a map holds one), so the hot path
+    costs no extra pass over the heatmaps; the full count is taken only for the message."""
+    if np.isfinite(maxvals).all():
+        return
+    bad = ~np.isfinite(heatmaps)
+    maps = int(bad.any(axis=(2, 3)).sum())
+    raise ValueError(f"heatmaps have {int(bad.sum())} NaN or infinite values (in {maps} of "
+                     f"{heatmaps.shape[0] * heatmaps.shape[1]} maps); the network output is not finite")
 
 
 class HeatmapCodec:
@@ -279,12 +286,13 @@ class HeatmapCodec:
 
         ``refine``: 'default' (the codec's own sub-pixel step), 'dark' (DARK Taylor expansion) or
         'none' (integer argmax). Coordinates are zeroed where the maximum is <= 0 (before refining).
-        Raises ValueError for another shape, or for NaN or infinite heatmap values.
+        Raises ValueError for another shape, or for heatmaps holding NaN or +inf values.
         """
         if refine not in REFINES:
             raise ValueError(f"unknown refine {refine!r}; valid: {', '.join(REFINES)}")
         heatmaps = _as_numpy(heatmaps)
         coords, maxvals = get_max_preds(heatmaps)
+        _check_finite(heatmaps, maxvals)
         if refine == "default":
             coords = self._refine_default(coords, heatmaps)
         elif refine == "dark":
