@@ -15,13 +15,14 @@ key and the file (or override) it came from.
 import dataclasses
 import math
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pose.atomic_io import atomic_write_bytes
 
 
 class ConfigError(ValueError):
@@ -258,19 +259,8 @@ def from_dict(tree: dict[str, Any], source: str = "checkpoint") -> Config:
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    """Write the merged config as YAML, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the merged config as YAML, atomically (see :mod:`pose.atomic_io`)."""
+    atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
 
 
 def config_diff(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pose.vis import default_file_mode
+from pose.atomic_io import default_file_mode
 
 EXPORTERS = ("torchscript", "dynamo")
 

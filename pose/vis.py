@@ -16,7 +16,6 @@ Per-keypoint OKS accuracy (:func:`keypoint_oks_accuracy`) and its bar chart
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pose.atomic_io import atomic_write_bytes, default_file_mode  # noqa: F401 (re-exported)
 from pose.keypoints import KEYPOINT_NAMES, OKS_SIGMAS, SKELETON, joint_side, limb_side
 
 # BGR colours per body side: left orange, right blue, centre magenta.
@@ -319,30 +319,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
         raise ValueError(f"{path}: OpenCV cannot encode an image with extension {path.suffix!r}")
     atomic_write_bytes(path, data.tobytes())
     return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; use the usual umask mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def default_file_mode() -> int:
-    """The mode a plain ``open(path, 'w')`` would give a new file (0666 minus the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

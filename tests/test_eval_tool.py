@@ -86,3 +86,28 @@ def test_tool_test_split_writes_submission_only(workspace):
     results = json.loads((out_dir / "results" / "keypoints_test-dev2017_results.json").read_text())
     assert results and {r["image_id"] for r in results} <= {im["id"] for im in val["images"]}
     assert not (out_dir / "results" / "stats_test-dev2017.json").exists()
+
+
+@pytest.mark.parametrize("fault", ["disk_full", "unwritable"])
+def test_tool_write_failure_is_named_and_keeps_the_previous_results(workspace, tmp_path, monkeypatch, capsys, fault):
+    import errno
+    import os
+
+    tmp, root, cfg_file, weights = workspace
+    out_dir = tmp_path / "out"
+    assert run_tool("--cfg", cfg_file, "--weights", weights, "--quiet", f"output_dir={out_dir}")[0] == 0
+    results = out_dir / "results" / "keypoints_val2017_results.json"
+    before = results.read_bytes()
+    if fault == "disk_full":
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(os, "fsync", full)
+        target = out_dir
+    else:  # the output folder is a file
+        target = tmp_path / "blocker"
+        target.write_text("x")
+    rc, _ = run_tool("--cfg", cfg_file, "--weights", weights, "--quiet", f"output_dir={target}")
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot write" in err and str(target) in err
+    assert results.read_bytes() == before
+    assert not [p for p in results.parent.iterdir() if p.name.endswith(".tmp")]

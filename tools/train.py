@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # includes ResumeConfigError
         _error(str(exc))
         return 2
-    except (CheckpointError, TrainingError, FileNotFoundError, DatasetError, CorruptImageError, WeightsError,
+    except (CheckpointError, TrainingError, OSError, DatasetError, CorruptImageError, WeightsError,
             SyntheticDataError) as exc:
         _error(str(exc))
         return 1

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pose.vis import atomic_write_bytes
+from pose.atomic_io import atomic_write_bytes
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = None) -> Path:
