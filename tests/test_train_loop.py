@@ -20,7 +20,6 @@ from pose.engine.trainer import ResumeConfigError, TrainingError, TrainingInterr
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "experiments" / "synthetic" / "tiny.yaml"
-synthetic = pytest.importorskip("pose.data.synthetic")
 TIME_KEYS = ("time_s", "val_time_s")
 
 
@@ -32,18 +31,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_data") / "synthetic"
-    return synthetic.generate_synthetic_coco(root, seed=7, num_train_images=6, num_val_images=2,
-                                             image_size=(160, 120), max_people=2)
+def tiny_overrides(root, out, *extra):
+    """A 2-epoch deterministic run of the tiny config on ``root``, writing to ``out``."""
+    return [f"data.root={root}", "data.synthetic.enabled=false", f"output_dir={out}", "train.workers=0",
+            "train.batch_size=4", "train.epochs=2", "train.lr_steps=[1]", "train.deterministic=true",
+            "train.print_freq=1", "test.batch_size=8", "test.flip_test=false", *extra]
 
 
 def make_cfg(root, out, *overrides):
-    return load_config(TINY, [f"data.root={root}", "data.synthetic.enabled=false", f"output_dir={out}",
-                              "train.workers=0", "train.batch_size=4", "train.epochs=2", "train.lr_steps=[1]",
-                              "train.deterministic=true", "train.print_freq=1", "test.batch_size=8",
-                              "test.flip_test=false", *overrides])
+    return load_config(TINY, tiny_overrides(root, out, *overrides))
 
 
 def weights(out):

@@ -13,27 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_train_loop import tiny_overrides  # the same tiny deterministic run
 
 from pose.engine.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "experiments" / "synthetic" / "tiny.yaml"
 CHILD = REPO / "tests" / "train_child.py"
-synthetic = pytest.importorskip("pose.data.synthetic")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("proc_data") / "synthetic"
-    return synthetic.generate_synthetic_coco(root, seed=11, num_train_images=6, num_val_images=2,
-                                             image_size=(160, 120), max_people=2)
-
-
-def overrides(root, out, *extra):
-    return [f"data.root={root}", "data.synthetic.enabled=false", f"output_dir={out}", "train.workers=0",
-            "train.batch_size=4", "train.epochs=2", "train.lr_steps=[1]", "train.deterministic=true",
-            "test.batch_size=8", "test.flip_test=false", *extra]
 
 
 def run(args, *, timeout=240):
@@ -55,7 +42,7 @@ def checkpoint_model(out):
 
 
 def test_two_gloo_processes_agree(data_root, tmp_path):
-    result = torchrun(2, ["--cfg", TINY, *overrides(data_root, tmp_path)])
+    result = torchrun(2, ["--cfg", TINY, *tiny_overrides(data_root, tmp_path)])
     assert result.returncode == 0, result.stderr[-3000:]
     r0, r1 = record(tmp_path, 0), record(tmp_path, 1)
     assert r0["parameters"] == r1["parameters"]  # DDP kept the replicas identical
@@ -72,7 +59,7 @@ def test_two_gloo_processes_agree(data_root, tmp_path):
 
 def test_a_failing_rank_ends_the_job_and_is_named(data_root, tmp_path):
     result = torchrun(2, ["--cfg", TINY, "--die-at", "0,1", "--die-rank", "1", "--how", "raise",
-                          *overrides(data_root, tmp_path)])
+                          *tiny_overrides(data_root, tmp_path)])
     assert result.returncode != 0
     text = result.stdout + result.stderr
     assert "rank 1 of 2" in text and "injected failure at epoch 0, iteration 1" in text
@@ -82,11 +69,11 @@ def test_a_failing_rank_ends_the_job_and_is_named(data_root, tmp_path):
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(data_root, tmp_path):
     ref, out = tmp_path / "reference", tmp_path / "killed"
-    assert run([CHILD, "--cfg", TINY, *overrides(data_root, ref)]).returncode == 0
-    killed = run([CHILD, "--cfg", TINY, "--die-at", "1,1", "--how", "kill", *overrides(data_root, out)])
+    assert run([CHILD, "--cfg", TINY, *tiny_overrides(data_root, ref)]).returncode == 0
+    killed = run([CHILD, "--cfg", TINY, "--die-at", "1,1", "--how", "kill", *tiny_overrides(data_root, out)])
     assert killed.returncode == -signal.SIGKILL
     assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1  # the epoch-1 checkpoint survived
-    resumed = run([CHILD, "--cfg", TINY, *overrides(data_root, out)])
+    resumed = run([CHILD, "--cfg", TINY, *tiny_overrides(data_root, out)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in (out / "train.log").read_text()
     a, b = checkpoint_model(ref), checkpoint_model(out)
