@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pose.atomic_io import default_file_mode
 from pose.engine import checkpoint as ck
 from pose.engine.checkpoint import CheckpointError
 from pose.engine.trainer import EpochSampler, build_scheduler, lr_at_epoch
@@ -35,7 +36,7 @@ def test_round_trip_and_previous_kept(tmp_path):
         assert torch.equal(loaded["model"][k], v)
     assert loaded["scheduler"]["milestones"] == second["scheduler"]["milestones"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.prev.pth", "checkpoint.pth"]  # no temp files
-    assert path.stat().st_mode & 0o777 == ck._umask_mode()  # as open() would create it, not mkstemp's 0600
+    assert path.stat().st_mode & 0o777 == default_file_mode()  # as open() would create it, not mkstemp's 0600
 
 
 def test_rng_state_round_trip(tmp_path):

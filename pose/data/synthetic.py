@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pose.atomic_io import fsync_dir
 from pose.data.synthetic_scene import Instance, render_scene
 from pose.keypoints import coco_person_category
 
@@ -249,7 +250,7 @@ def _generate_into(root: Path, params: SyntheticParams) -> None:
             shutil.rmtree(old)
         else:
             os.replace(tmp, root)
-        _fsync_dir(root.parent)
+        fsync_dir(root.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -366,11 +367,3 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_bytes(path, json.dumps(obj, separators=(",", ":")).encode())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -21,17 +21,16 @@ unwrapped state_dict), ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``it
 ``model_best.pth`` holds ``model``, ``config``, ``epoch`` and ``AP`` only.
 """
 
-import contextlib
 import logging
 import os
 import random
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
+
+from pose.atomic_io import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ CHECKPOINT_NAME = "checkpoint.pth"
 BEST_NAME = "model_best.pth"
 TRAINING_KEYS = ("model", "optimizer", "scheduler", "epoch", "iteration", "config")
 
-__all__ = ["BEST_NAME", "CHECKPOINT_NAME", "CheckpointError", "atomic_file", "find_resume_checkpoint",
+__all__ = ["BEST_NAME", "CHECKPOINT_NAME", "CheckpointError", "find_resume_checkpoint",
            "load_checkpoint", "previous_path", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
@@ -53,54 +52,11 @@ def previous_path(path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems do not fsync directories
-        pass
-    finally:
-        os.close(fd)
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "wb", *,
-                before_replace: Callable[[], None] | None = None) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; on success flush, fsync, run
-    ``before_replace`` (if any), rename it to ``path`` and fsync the folder. On any error the
-    temporary file is removed and ``path`` is untouched. The file gets the umask's permissions
-    (as ``open`` would), not mkstemp's 0600."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _umask_mode())
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike, *, keep_previous: bool = True) -> Path:

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pose.engine.checkpoint import atomic_file  # noqa: E402
+from pose.atomic_io import atomic_file  # noqa: E402
 
 __all__ = ["plot_training_curves"]
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from pose.engine.checkpoint import atomic_file
+from pose.atomic_io import atomic_file
 
 logger = logging.getLogger("pose.train")
 
