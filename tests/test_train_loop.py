@@ -287,3 +287,13 @@ def test_train_then_test_tool_end_to_end(reference, data_root, tmp_path, capsys)
     header = [c.strip() for c in printed.strip().splitlines()[-3].split("|")[2:-1]]
     assert header == list(STAT_NAMES)
     assert len(json.loads((tmp_path / "results" / "stats_val2017.json").read_text())) == 10
+
+
+def test_temporary_files_of_a_killed_write_are_removed(data_root, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    stale = [tmp_path / ".checkpoint.pth.x1.tmp", tmp_path / ".metrics.jsonl.x2.tmp"]
+    other = tmp_path / ".notes.txt.x3.tmp"  # not ours: left alone
+    for p in (*stale, other):
+        p.write_bytes(b"partial")
+    train(make_cfg(data_root, tmp_path, "train.epochs=1", "train.max_iters_per_epoch=1"), verbose=False)
+    assert not any(p.exists() for p in stale) and other.exists()
