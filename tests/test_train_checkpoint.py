@@ -7,11 +7,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from pose.atomic_io import default_file_mode
 from pose.engine import checkpoint as ck
 from pose.engine.checkpoint import CheckpointError
-from pose.engine.trainer import EpochSampler, build_scheduler, lr_at_epoch
+from pose.engine.trainer import EpochSampler, SeededDataset, build_scheduler, lr_at_epoch
 
 
 def training_state(epoch=1, iteration=0):
@@ -149,20 +150,50 @@ class _nothing:
         return False
 
 
+class _RandomDraws(torch.utils.data.Dataset):
+    """Each sample is what the augmentation's random sources give at that moment."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, index):
+        return torch.tensor([index, random.random(), np.random.rand()], dtype=torch.float64)
+
+
+def test_persistent_workers_augment_each_epoch_as_a_fresh_process_would():
+    seeded = SeededDataset(_RandomDraws(), seed=3)
+    sampler = EpochSampler(6, seed=3)
+    loader = DataLoader(seeded, batch_size=2, sampler=sampler, num_workers=2, persistent_workers=True)
+    try:
+        by_epoch = []
+        for epoch in range(3):
+            sampler.set_epoch(epoch, skip=2 if epoch == 2 else 0)
+            got = torch.cat(list(loader))
+            expected = torch.stack([seeded[key] for key in sampler])  # in this process, no worker history
+            assert torch.equal(got, expected), epoch
+            by_epoch.append({int(r[0]): tuple(r[1:].tolist()) for r in got})
+    finally:
+        loader._iterator._shutdown_workers()
+    assert by_epoch[0][0] != by_epoch[1][0]  # a new augmentation each epoch
+    assert all(by_epoch[2][i] != by_epoch[1][i] for i in by_epoch[2])
+
+
 def test_sampler_is_a_function_of_seed_and_epoch_and_skips():
     s = EpochSampler(10, seed=5)
     s.set_epoch(3)
-    full = list(s)
-    assert sorted(full) == list(range(10))
+    keys = list(s)
+    assert {epoch for epoch, _ in keys} == {3}  # the epoch travels with each key (persistent workers)
+    full = [i for _, i in keys]
+    assert sorted(full) == list(range(10)) and full == s.indices()
     s2 = EpochSampler(10, seed=5)
     s2.set_epoch(3, skip=4)
-    assert list(s2) == full[4:] and len(s2) == 6
+    assert list(s2) == keys[4:] and len(s2) == 6
     s.set_epoch(4)
-    assert list(s) != full
+    assert s.indices() != full and {epoch for epoch, _ in s} == {4}
     shards = []
     for rank in range(3):
         r = EpochSampler(10, seed=5, rank=rank, world=3)
         r.set_epoch(3)
-        shards.append(list(r))
+        shards.append(r.indices())
     assert all(len(x) == 4 for x in shards)
     assert set(sum(shards, [])) == set(range(10))

@@ -32,6 +32,7 @@ naming the epoch and iteration; nothing is saved, so the last good checkpoint st
 config differs in anything but :data:`RESUMABLE_CHANGES` is refused (:class:`ResumeConfigError`).
 """
 
+import contextlib
 import logging
 import math
 import os
@@ -100,10 +101,14 @@ class TrainingInterrupted(Exception):
 
 
 # --- data order and augmentation as functions of (seed, epoch, index) --------------------------------
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
     """Indices of one epoch for one rank: a permutation seeded by (seed, epoch) (or 0..n-1 without
     shuffle), padded by repetition to a multiple of ``world`` and sharded ``rank::world`` (as
-    ``DistributedSampler``), starting after the first ``skip`` indices of this rank's share."""
+    ``DistributedSampler``), starting after the first ``skip`` indices of this rank's share.
+
+    It yields ``(epoch, index)`` keys for :class:`SeededDataset`: the epoch travels with each
+    request, so persistent DataLoader workers (which keep their copy of the dataset) augment
+    every epoch differently and exactly as a fresh worker would."""
 
     def __init__(self, size: int, *, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1):
         if size <= 0:
@@ -130,25 +135,27 @@ class EpochSampler(Sampler[int]):
         return order[self.rank::self.world]
 
     def __iter__(self):
-        return iter(self.indices()[self.skip:])
+        epoch = self.epoch
+        return ((epoch, i) for i in self.indices()[self.skip:])
 
     def __len__(self) -> int:
         return max(0, self.per_rank - self.skip)
 
 
 class SeededDataset(Dataset):
-    """Seeds ``random`` and ``np.random`` from (seed, epoch, index) before each sample of
-    ``dataset``, so the augmentation of a sample does not depend on the worker that loads it or on
-    where a resumed epoch starts. Set ``epoch`` before creating each epoch's loader iterator."""
+    """Sample ``index`` of ``dataset`` for the key ``(epoch, index)``, with ``random`` and
+    ``np.random`` seeded from (seed, epoch, index) first, so the augmentation of a sample does not
+    depend on the worker that loads it, on the worker's past, or on where a resumed epoch starts."""
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
-        s = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(2)
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        s = np.random.SeedSequence([self.seed, epoch, index]).generate_state(2)
         random.seed(int(s[0]))
         np.random.seed(int(s[1]))
         return self.dataset[index]
@@ -226,6 +233,21 @@ class _State:
     loss_count: int = 0
     world_size: int = 1
     history: list = field(default_factory=list)  # metrics.jsonl records
+
+
+@contextlib.contextmanager
+def _workers_shut_down_at_exit(loader: DataLoader):
+    """Shut the loader's persistent workers down when training ends, also when an error propagates:
+    its traceback keeps the iterator alive, and workers ignore SIGTERM, so workers left to the
+    interpreter's exit would have multiprocessing wait for them forever."""
+    try:
+        yield
+    finally:
+        iterator = getattr(loader, "_iterator", None)
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        loader._iterator = None
 
 
 class _StopRequest:
@@ -402,7 +424,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
         prepare_opencv_for_fork()
     loader = DataLoader(seeded, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
                         pin_memory=device.type == "cuda", drop_last=False, worker_init_fn=seed_worker,
-                        generator=generator, persistent_workers=False)
+                        generator=generator, persistent_workers=t.workers > 0)
     iters_per_epoch = math.ceil(sampler.per_rank / t.batch_size)
     if t.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, t.max_iters_per_epoch)
@@ -425,7 +447,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     if state.epoch >= t.epochs:
         logger.info("=> nothing to do: %d of %d epochs already done (raise train.epochs to train longer)",
                     state.epoch, t.epochs)
-    with _StopRequest() as stop:
+    with _StopRequest() as stop, _workers_shut_down_at_exit(loader):
         while state.epoch < t.epochs:
             epoch = state.epoch
             if dist_utils.any_rank(bool(stop.signum)):
@@ -434,7 +456,6 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 _step_scheduler(scheduler)  # official order: before the epoch
             lr = optimizer.param_groups[0]["lr"]
             sampler.set_epoch(epoch, skip=state.iteration * t.batch_size)
-            seeded.epoch = epoch
             generator.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rank, 1]).generate_state(1)[0]))
             net.train()
             progress = Progress(f"epoch {epoch + 1}/{t.epochs}", iters_per_epoch, start=state.iteration,
@@ -497,13 +518,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                     raise
                 raise TrainingError(f"data loading failed at {where}: {exc}") from exc
             finally:
-                # Shut the workers down now, also when an error propagates: its traceback keeps the
-                # iterator alive, and workers ignore SIGTERM, so one left to the interpreter's exit
-                # would have multiprocessing wait for them forever.
-                shutdown = getattr(batches, "_shutdown_workers", None)
-                if shutdown is not None:
-                    shutdown()
-                del batches
+                del batches  # the workers persist from epoch to epoch (see _workers_shut_down_at_exit)
             progress.close()
             train_time = time.perf_counter() - t0
             epoch_loss = dist_utils.all_mean(state.loss_sum / max(state.loss_count, 1))
