@@ -4,8 +4,8 @@ val2017 with detector boxes is about 100,000 person crops over 5,000 images. Thi
 synthetic predictions of that size and times, in the same run and on the same data:
 
 - decoding (Gaussian codec: argmax, the official quarter-pixel step, heatmap -> image px) of
-  heatmaps (N, 17, 64, 48) fed in chunks as a network would produce them (all N heatmaps at once
-  would be 21 GB): ``codec.decode`` + ``codec.to_image`` vs ``eval_reference.decode_gaussian_loops``;
+  heatmaps (N, 17, 64, 48) fed in batches of ``--chunk`` as the evaluator gets them from the
+  network (all N heatmaps at once would be 21 GB): ``codec.decode`` + ``codec.to_image`` vs ``eval_reference.decode_gaussian_loops``;
 - rescoring of all N: ``evaluator.rescore`` vs ``eval_reference.rescore_loops``;
 - OKS NMS per image on all N: ``nms.nms_per_image`` vs ``eval_reference.nms_per_image_loops``
   (the official loop: one OKS call per kept instance, one candidate at a time);
@@ -40,7 +40,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--instances", type=int, default=100_000)
     p.add_argument("--images", type=int, default=5_000)
-    p.add_argument("--chunk", type=int, default=512, help="heatmaps decoded per call (a batch)")
+    p.add_argument("--chunk", type=int, default=32,
+                   help="heatmaps decoded per call: the evaluator decodes each test batch as the network "
+                        "(and the flip average) writes it; 32 is test.batch_size of the COCO configs")
     p.add_argument("--pool", type=int, default=512, help="distinct heatmaps reused by the people")
     p.add_argument("--naive-fraction", type=float, default=1.0,
                    help="run the loops on this fraction of the chunks / images and extrapolate "

@@ -113,6 +113,11 @@ def test_decode_equals_per_joint_loops():
     codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=1.0)
     rng = np.random.default_rng(0)
     heatmaps = rng.uniform(-0.1, 1, (20, 17, HM_H, HM_W)).astype(np.float32)
+    heatmaps[5] = np.round(heatmaps[5] * 4) / 4  # ties: equal neighbours (no step), first maximum wins
+    heatmaps[6] = -heatmaps[6]                    # maxima <= 0: coordinates zeroed
+    heatmaps[7] = 0.0
+    for j, (y, x) in enumerate([(0, 0), (0, HM_W - 1), (HM_H - 1, 0), (1, 1), (2, 2), (HM_H - 2, HM_W - 2)]):
+        heatmaps[8, j, y, x] = 2.0  # peaks on and next to the border: no step there
     centers = rng.uniform(0, 300, (20, 2)).astype(np.float32)
     scales = rng.uniform(0.2, 2, (20, 2)).astype(np.float32)
     coords, maxvals = codec.decode(heatmaps)

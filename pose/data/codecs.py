@@ -50,14 +50,17 @@ def _gaussian_blur(heatmaps: np.ndarray, kernel: int, border: str) -> np.ndarray
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Argmax of (N, K, h, w) heatmaps -> (coords (N, K, 2) float32 heatmap px, maxvals (N, K) float32).
 
-    Coordinates are zeroed where the maximum is <= 0 (official ``get_max_preds``).
+    Coordinates are zeroed where the maximum is <= 0 (official ``get_max_preds``). The argmax is
+    the one pass over the maps; everything else works on (N, K) arrays (a handful of numpy calls
+    per batch, which matters at val2017 scale: see ``benchmarks/bench_eval.py``).
     """
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
     idx = flat.argmax(axis=2)
-    maxvals = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0].astype(np.float32)
-    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float32)
-    coords *= (maxvals > 0)[..., None]
+    maxvals = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0].astype(np.float32, copy=False)
+    idx *= maxvals > 0  # index 0 is (x, y) = (0, 0)
+    coords = np.empty((n, k, 2), np.float32)
+    coords[..., 1], coords[..., 0] = np.divmod(idx, w)
     return coords, maxvals
 
 
@@ -71,16 +74,17 @@ def _gather(maps: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
 
 def refine_quarter(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     """Official step: +-0.25 px towards the higher neighbour where ``1 < x < w-1`` and ``1 < y < h-1``."""
-    _, _, h, w = heatmaps.shape
-    px = np.floor(coords[..., 0] + 0.5).astype(np.int64)
-    py = np.floor(coords[..., 1] + 0.5).astype(np.int64)
+    n, k, h, w = heatmaps.shape
+    px = np.floor(coords[..., 0] + 0.5).astype(np.intp)
+    py = np.floor(coords[..., 1] + 0.5).astype(np.intp)
     valid = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
-    dx = _gather(heatmaps, py, px + 1) - _gather(heatmaps, py, px - 1)
-    dy = _gather(heatmaps, py + 1, px) - _gather(heatmaps, py - 1, px)
-    out = coords.copy()
-    out[..., 0] += np.where(valid, np.sign(dx) * 0.25, 0.0).astype(np.float32)
-    out[..., 1] += np.where(valid, np.sign(dy) * 0.25, 0.0).astype(np.float32)
-    return out
+    # The four neighbours (right, left, below, above) in one gather; invalid joints read pixel (1, 1).
+    center = np.where(valid, py * w + px, w + 1)
+    neighbours = np.take_along_axis(heatmaps.reshape(n, k, h * w),
+                                    center[..., None] + np.array([1, -1, w, -w]), axis=2)
+    step = np.sign(neighbours[..., 0::2] - neighbours[..., 1::2]).astype(np.float32) * np.float32(0.25)
+    step *= valid[..., None]
+    return coords + step
 
 
 def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int) -> np.ndarray:
