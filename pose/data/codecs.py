@@ -13,6 +13,8 @@ Frames: ``encode`` takes joints in *crop* px (network input), ``decode`` returns
 ``to_image`` maps heatmap px to *image* px through the inverse crop (rotation 0).
 """
 
+import functools
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -47,21 +49,41 @@ def _gaussian_blur(heatmaps: np.ndarray, kernel: int, border: str) -> np.ndarray
     return sum(g[i] * pad_v[:, i:i + h, :] for i in range(kernel))
 
 
+def argmax_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax of (N, K, h, w) heatmaps -> (flat index ``y * w + x`` (N, K) int, maxvals (N, K) float32).
+
+    The index is 0 where the maximum is <= 0 (the official code zeroes those coordinates). The
+    argmax is the one pass over the maps; the rest works on (N, K) arrays with a few numpy calls
+    per batch, which is what decoding costs at val2017 scale (``benchmarks/bench_eval.py``).
+    """
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n * k, h * w)
+    idx = flat.argmax(axis=1)
+    maxvals = flat.ravel()[_row_starts(n * k, h * w) + idx].astype(np.float32, copy=False)
+    idx *= maxvals > 0
+    return idx.reshape(n, k), maxvals.reshape(n, k)
+
+
+@functools.lru_cache(maxsize=8)
+def _row_starts(rows: int, row_size: int) -> np.ndarray:
+    """Flat offsets of the rows of a (rows, row_size) array (cached: one per batch shape)."""
+    return np.arange(0, rows * row_size, row_size)
+
+
+def index_to_coords(idx: np.ndarray, w: int) -> np.ndarray:
+    """Flat heatmap indices (N, K) -> (N, K, 2) float32 ``(x, y)``."""
+    coords = np.empty((*idx.shape, 2), np.float32)
+    coords[..., 1], coords[..., 0] = np.divmod(idx, w)
+    return coords
+
+
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Argmax of (N, K, h, w) heatmaps -> (coords (N, K, 2) float32 heatmap px, maxvals (N, K) float32).
 
-    Coordinates are zeroed where the maximum is <= 0 (official ``get_max_preds``). The argmax is
-    the one pass over the maps; everything else works on (N, K) arrays (a handful of numpy calls
-    per batch, which matters at val2017 scale: see ``benchmarks/bench_eval.py``).
+    Coordinates are zeroed where the maximum is <= 0 (official ``get_max_preds``).
     """
-    n, k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, h * w)
-    idx = flat.argmax(axis=2)
-    maxvals = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0].astype(np.float32, copy=False)
-    idx *= maxvals > 0  # index 0 is (x, y) = (0, 0)
-    coords = np.empty((n, k, 2), np.float32)
-    coords[..., 1], coords[..., 0] = np.divmod(idx, w)
-    return coords, maxvals
+    idx, maxvals = argmax_heatmaps(heatmaps)
+    return index_to_coords(idx, heatmaps.shape[3]), maxvals
 
 
 def _gather(maps: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -72,19 +94,37 @@ def _gather(maps: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.take_along_axis(maps.reshape(*maps.shape[:2], h * w), (ys * w + xs)[..., None], axis=2)[..., 0]
 
 
-def refine_quarter(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
-    """Official step: +-0.25 px towards the higher neighbour where ``1 < x < w-1`` and ``1 < y < h-1``."""
+@functools.lru_cache(maxsize=8)
+def _quarter_neighbours(h: int, w: int) -> np.ndarray:
+    """(h * w, 4): for each flat index of an (h, w) map, the flat indices of its right, left, lower
+    and upper neighbours where ``1 < x < w-1`` and ``1 < y < h-1``; elsewhere the pixel itself four
+    times, so that both differences are 0 and no step is taken."""
+    i = np.arange(h * w)
+    y, x = np.divmod(i, w)
+    inside = (x > 1) & (x < w - 1) & (y > 1) & (y < h - 1)
+    return i[:, None] + inside[:, None] * np.array([1, -1, w, -w])
+
+
+def quarter_step(heatmaps: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The official quarter-pixel step at flat indices ``idx`` (N, K) of (N, K, h, w) heatmaps ->
+    (N, K, 2) float32: +-0.25 towards the higher neighbour on each axis, 0 on ties and where not
+    ``1 < x < w-1`` and ``1 < y < h-1``."""
     n, k, h, w = heatmaps.shape
-    px = np.floor(coords[..., 0] + 0.5).astype(np.intp)
-    py = np.floor(coords[..., 1] + 0.5).astype(np.intp)
-    valid = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
-    # The four neighbours (right, left, below, above) in one gather; invalid joints read pixel (1, 1).
-    center = np.where(valid, py * w + px, w + 1)
-    neighbours = np.take_along_axis(heatmaps.reshape(n, k, h * w),
-                                    center[..., None] + np.array([1, -1, w, -w]), axis=2)
-    step = np.sign(neighbours[..., 0::2] - neighbours[..., 1::2]).astype(np.float32) * np.float32(0.25)
-    step *= valid[..., None]
-    return coords + step
+    rows = _row_starts(n * k, h * w).reshape(n, k, 1)
+    neighbours = heatmaps.reshape(-1)[_quarter_neighbours(h, w)[idx] + rows]
+    step = np.sign(neighbours[..., 0::2] - neighbours[..., 1::2]).astype(np.float32, copy=False)
+    step *= np.float32(0.25)
+    return step
+
+
+def refine_quarter(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    """Official step: +-0.25 px towards the higher neighbour where ``1 < x < w-1`` and ``1 < y < h-1``
+    (``x``, ``y``: coordinates rounded as ``floor(c + 0.5)``)."""
+    _, _, h, w = heatmaps.shape
+    # Clipped (NaN -> 0): a joint outside the heatmap lands on its border, where no step is taken.
+    px = np.clip(np.nan_to_num(np.floor(coords[..., 0] + 0.5)), 0, w - 1).astype(np.intp)
+    py = np.clip(np.nan_to_num(np.floor(coords[..., 1] + 0.5)), 0, h - 1).astype(np.intp)
+    return coords + quarter_step(np.ascontiguousarray(heatmaps), py * w + px)
 
 
 def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int) -> np.ndarray:
@@ -182,7 +222,7 @@ def _check_finite(heatmaps: np.ndarray, maxvals: np.ndarray) -> None:
 
     Checked on the maxima (argmax lands on a NaN or +inf when a map holds one), so the hot path
     costs no extra pass over the heatmaps; the full count is taken only for the message."""
-    if np.isfinite(maxvals).all():
+    if math.isfinite(maxvals.sum(dtype=np.float64)):  # a float64 sum of float32 values cannot overflow
         return
     bad = ~np.isfinite(heatmaps)
     maps = int(bad.any(axis=(2, 3)).sum())
@@ -240,7 +280,7 @@ class HeatmapCodec:
         """Heatmap size in the units ``to_image`` divides by (w, h or w-1, h-1)."""
         raise NotImplementedError
 
-    def _refine_default(self, coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    def _refine_default(self, coords: np.ndarray, heatmaps: np.ndarray, idx: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _centers(self, mu_round: np.ndarray, mu_exact: np.ndarray) -> np.ndarray:
@@ -294,11 +334,12 @@ class HeatmapCodec:
         """
         if refine not in REFINES:
             raise ValueError(f"unknown refine {refine!r}; valid: {', '.join(REFINES)}")
-        heatmaps = _as_numpy(heatmaps)
-        coords, maxvals = get_max_preds(heatmaps)
+        heatmaps = np.ascontiguousarray(_as_numpy(heatmaps))
+        idx, maxvals = argmax_heatmaps(heatmaps)
         _check_finite(heatmaps, maxvals)
+        coords = index_to_coords(idx, heatmaps.shape[3])
         if refine == "default":
-            coords = self._refine_default(coords, heatmaps)
+            coords = self._refine_default(coords, heatmaps, idx)
         elif refine == "dark":
             coords = refine_dark(coords, heatmaps, self.blur_kernel)
         return coords, maxvals
@@ -317,13 +358,14 @@ class HeatmapCodec:
         if coords.ndim != 3 or coords.shape[2] != 2 or centers.shape != (n, 2) or scales.shape != (n, 2):
             raise ValueError(f"to_image: expected coords (N, K, 2), centers (N, 2), scales (N, 2); got "
                              f"{coords.shape}, {centers.shape}, {scales.shape}")
-        centers = centers.reshape(-1, 1, 2)
-        sizes = scales.reshape(-1, 1, 2) * self.pixel_std
         extent = self._heatmap_extent()
-        factor = sizes / extent
+        factor = scales * self.pixel_std / extent
         if self.isotropic_crop:  # the official crop uses scale[0] for both axes
-            factor = np.repeat(factor[..., :1], 2, axis=-1)
-        return ((coords - extent * 0.5) * factor + centers).astype(np.float32)
+            factor[:, 1] = factor[:, 0]
+        out = coords - extent * 0.5
+        out *= factor[:, None]
+        out += centers[:, None]
+        return out.astype(np.float32)
 
     def flip_back(self, flipped_heatmaps: torch.Tensor, shift: bool) -> torch.Tensor:
         """Heatmaps (N, K, h, w) of mirrored inputs -> heatmaps in the unmirrored frame.
@@ -367,8 +409,8 @@ class GaussianCodec(HeatmapCodec):
     def _centers(self, mu_round, mu_exact):
         return mu_exact if self.unbiased_encoding else mu_round
 
-    def _refine_default(self, coords, heatmaps):
-        return refine_quarter(coords, heatmaps)
+    def _refine_default(self, coords, heatmaps, idx):
+        return coords + quarter_step(heatmaps, idx)
 
 
 class UdpCodec(HeatmapCodec):
@@ -390,7 +432,7 @@ class UdpCodec(HeatmapCodec):
     def _centers(self, mu_round, mu_exact):
         return mu_exact
 
-    def _refine_default(self, coords, heatmaps):
+    def _refine_default(self, coords, heatmaps, idx):
         return refine_udp(coords, heatmaps, self.blur_kernel)
 
 
