@@ -120,8 +120,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD only
     nesterov: bool = False  # SGD only
+    # 'multistep' (official): the LR is multiplied by lr_factor at each of lr_steps. 'cosine': it
+    # follows half a cosine from lr (first epoch) towards min_lr over the epochs (lr_steps unused).
+    lr_schedule: str = "multistep"
     lr_steps: tuple[int, ...] = (170, 200)
     lr_factor: float = 0.1
+    min_lr: float = 0.0
     # 'epoch_end': the LR drops after lr_steps epochs, as configured. 'epoch_start': the
     # official code's order (scheduler stepped before each epoch), which on PyTorch >= 1.1
     # makes every drop come one epoch early.
@@ -192,6 +196,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.psa_placement": ("all", "basic"),
     "data.codec": ("gaussian", "udp"),
     "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),
     "train.amp": ("none", "bf16", "fp16"),
     "test.refine": ("default", "dark", "none"),

@@ -119,11 +119,12 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
         ck.save_checkpoint({"a": 1}, blocker / "checkpoint.pth")
 
 
-def test_lr_timing_matches_pytorch_stepping_orders():
-    base, steps = 1e-3, (3, 5)
+@pytest.mark.parametrize("schedule", ["multistep", "cosine"])
+def test_lr_timing_matches_pytorch_stepping_orders(schedule):
+    base, steps, kw = 1e-3, (3, 5), {"schedule": schedule, "epochs": 7, "min_lr": 1e-5}
     for timing in ("epoch_end", "epoch_start"):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
-        sched = build_scheduler(opt, lr_steps=steps, lr_factor=0.1)
+        sched = build_scheduler(opt, lr_steps=steps, lr_factor=0.1, **kw)
         seen = []
         for epoch in range(7):
             if timing == "epoch_start":  # the official loop: scheduler.step() before each epoch
@@ -133,8 +134,15 @@ def test_lr_timing_matches_pytorch_stepping_orders():
             opt.step()
             if timing == "epoch_end":
                 sched.step()
-        expected = [lr_at_epoch(e, lr=base, lr_steps=steps, lr_factor=0.1, timing=timing) for e in range(7)]
-        assert seen == pytest.approx(expected, rel=1e-12)
+        expected = [lr_at_epoch(e, lr=base, lr_steps=steps, lr_factor=0.1, timing=timing, **kw) for e in range(7)]
+        assert seen == pytest.approx(expected, rel=1e-9)
+    if schedule == "cosine":  # from lr down a half cosine; epoch_start runs one epoch ahead
+        at = [lr_at_epoch(e, lr=1, lr_steps=(), lr_factor=0.1, timing="epoch_end", schedule="cosine", epochs=4)
+              for e in range(4)]
+        assert at == pytest.approx([1, (1 + 2 ** -0.5) / 2, 0.5, (1 - 2 ** -0.5) / 2])
+        with pytest.raises(ValueError, match="min_lr"):
+            build_scheduler(opt, lr_steps=(), lr_factor=0.1, schedule="cosine", epochs=3, min_lr=-1.0)
+        return
     # epoch_end: drops after 3 and 5 epochs exactly; epoch_start: one epoch early (the official quirk)
     assert [lr_at_epoch(e, lr=1, lr_steps=steps, lr_factor=0.1, timing="epoch_end") for e in range(6)] == \
         pytest.approx([1, 1, 1, 0.1, 0.1, 0.01])

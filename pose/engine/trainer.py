@@ -188,18 +188,31 @@ def build_optimizer(model: nn.Module, *, name: str, lr: float, weight_decay: flo
     raise ValueError(f"unknown train.optimizer {name!r}; valid: adam, adamw, sgd")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, *, lr_steps: tuple[int, ...],
-                    lr_factor: float) -> torch.optim.lr_scheduler.MultiStepLR:
-    """MultiStepLR with the configured milestones (how it is stepped sets the timing; see train)."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(lr_steps), gamma=lr_factor)
+def build_scheduler(optimizer: torch.optim.Optimizer, *, lr_steps: tuple[int, ...], lr_factor: float,
+                    schedule: str = "multistep", epochs: int = 0,
+                    min_lr: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+    """The epoch-wise LR schedule (how it is stepped sets the timing; see train): 'multistep'
+    (MultiStepLR at ``lr_steps``, factor ``lr_factor``) or 'cosine' (CosineAnnealingLR over
+    ``epochs`` down to ``min_lr``)."""
+    if schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(lr_steps), gamma=lr_factor)
+    if schedule == "cosine":
+        if min_lr < 0:
+            raise ValueError(f"train.min_lr must be >= 0, got {min_lr}")
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr)
+    raise ValueError(f"unknown LR schedule {schedule!r}; valid: multistep, cosine")
 
 
-def lr_at_epoch(epoch: int, *, lr: float, lr_steps: tuple[int, ...], lr_factor: float, timing: str) -> float:
-    """The LR used in epoch ``epoch`` (0-based). 'epoch_end': ``lr * factor**#{s <= epoch}``, the
-    drops after ``s`` epochs as configured; 'epoch_start' (official order): ``#{s <= epoch + 1}``,
-    every drop one epoch early."""
-    shift = 1 if timing == "epoch_start" else 0
-    return lr * lr_factor ** sum(1 for s in lr_steps if s <= epoch + shift)
+def lr_at_epoch(epoch: int, *, lr: float, lr_steps: tuple[int, ...], lr_factor: float, timing: str,
+                schedule: str = "multistep", epochs: int = 0, min_lr: float = 0.0) -> float:
+    """The LR used in epoch ``epoch`` (0-based). 'epoch_end': multistep ``lr * factor**#{s <= epoch}``,
+    the drops after ``s`` epochs as configured, cosine ``min_lr + (lr - min_lr) (1 + cos(pi e / E)) / 2``
+    at ``e = epoch``; 'epoch_start' (official order): the same at ``epoch + 1``, every change one
+    epoch early."""
+    e = epoch + (1 if timing == "epoch_start" else 0)
+    if schedule == "cosine":
+        return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * e / max(epochs, 1))) / 2
+    return lr * lr_factor ** sum(1 for s in lr_steps if s <= e)
 
 
 def _step_scheduler(scheduler) -> None:
@@ -375,7 +388,8 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                            joint_weights=t.joint_weights, num_joints=cfg.model.num_joints).to(device)
     optimizer = build_optimizer(model, name=t.optimizer, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
                                 nesterov=t.nesterov)
-    scheduler = build_scheduler(optimizer, lr_steps=t.lr_steps, lr_factor=t.lr_factor)
+    scheduler = build_scheduler(optimizer, lr_steps=t.lr_steps, lr_factor=t.lr_factor, schedule=t.lr_schedule,
+                                epochs=t.epochs, min_lr=t.min_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
 
     state = _State(world_size=world)
