@@ -91,7 +91,8 @@ class DataConfig:
     input_size: tuple[int, int] = (192, 256)
     heatmap_size: tuple[int, int] = (48, 64)
     sigma: float = 2.0
-    # Heatmap encoding: 'gaussian' (MSRA, the official baselines) or 'udp'.
+    # Heatmap encoding: 'gaussian' (MSRA, the official baselines), 'dark' (unbiased encoding + DARK
+    # decoding) or 'udp'.
     codec: str = "gaussian"
     # Feed RGB images. The official ResNet configs fed BGR (with RGB statistics); set false to
     # evaluate their released checkpoints as they were trained.
@@ -194,7 +195,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.psa": ("none", "parallel", "sequential"),
     "model.psa_variant": ("paper", "official"),
     "model.psa_placement": ("all", "basic"),
-    "data.codec": ("gaussian", "udp"),
+    "data.codec": ("gaussian", "dark", "udp"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),

@@ -183,7 +183,7 @@ DEGENERATE_BOXES = {
 }
 
 
-@pytest.mark.parametrize("codec", ["gaussian", "udp"])
+@pytest.mark.parametrize("codec", ["gaussian", "dark", "udp"])
 @pytest.mark.parametrize("change", DEGENERATE_BOXES.values(), ids=DEGENERATE_BOXES.keys())
 def test_degenerate_boxes_are_dropped_and_counted(coco_root, caplog, change, codec):
     path = coco_root / "annotations" / "person_keypoints_val2017.json"
@@ -330,7 +330,7 @@ def test_image_kinds_through_the_dataset(coco_root, array, ext, bgr, reduced_dec
 
 # --- heatmap codecs ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["gaussian", "udp"])
+@pytest.mark.parametrize("name", ["gaussian", "dark", "udp"])
 @pytest.mark.parametrize("joint, vis", [((NAN, 20.0), 1), ((20.0, NAN), 2), ((np.inf, 20.0), 1),
                                         ((-np.inf, 20.0), 1), ((20.0, 30.0), NAN)],
                          ids=["NaN x", "NaN y", "+inf x", "-inf x", "NaN visibility"])
@@ -351,7 +351,7 @@ def _nan_maps():
     return maps
 
 
-@pytest.mark.parametrize("name", ["gaussian", "udp"])
+@pytest.mark.parametrize("name", ["gaussian", "dark", "udp"])
 @pytest.mark.parametrize("call, message", [
     (lambda c: c.encode(np.zeros(34), np.ones(17)), r"encode: joints must be \(K, 2\) crop px, got shape \(34,\)"),
     (lambda c: c.encode(np.zeros((1, 17, 2)), np.ones(17)), r"encode: joints must be \(K, 2\) .*\(1, 17, 2\)"),

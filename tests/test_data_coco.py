@@ -103,7 +103,7 @@ def test_filtering_counts_and_records(coco_root, caplog):
     assert set(np.unique(ds.records[0]["joints"][:, 2])) == {0.0, 1.0}  # visibility 2 clamped to 1
 
 
-@pytest.mark.parametrize("codec_name", ["gaussian", "udp"])
+@pytest.mark.parametrize("codec_name", ["gaussian", "dark", "udp"])
 def test_val_item_matches_official_pipeline(coco_root, codec_name):
     ds = make(coco_root, codec_name)
     item = ds[0]

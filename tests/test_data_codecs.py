@@ -136,7 +136,7 @@ def test_encode_decode_round_trip(name, refine, kw, max_err, mean_err):
     assert np.abs(image_pts - truth).max() <= max_err * 1.2 * 200 / HM[0] * 1.01 + 1e-3
 
 
-@pytest.mark.parametrize("name", ["gaussian", "udp"])
+@pytest.mark.parametrize("name", ["gaussian", "dark", "udp"])
 def test_encode_matches_reference_loop(name):
     rng = np.random.default_rng(3)
     c = codec(name)
@@ -149,7 +149,7 @@ def test_encode_matches_reference_loop(name):
     vis = (rng.random(17) > 0.2).astype(np.float32)
     vis[:5] = 1
     heatmaps, weights = c.encode(joints, vis)
-    ref_t, ref_w = reference_target(joints, vis, 2.0, c._stride(), HM, exact_center=name == "udp")
+    ref_t, ref_w = reference_target(joints, vis, 2.0, c._stride(), HM, exact_center=name in ("dark", "udp"))
     assert heatmaps.shape == (17, 64, 48) and heatmaps.dtype == np.float32
     np.testing.assert_array_equal(weights, ref_w)
     np.testing.assert_allclose(heatmaps, ref_t, atol=2e-7)
@@ -180,6 +180,16 @@ def test_vectorised_decode_matches_reference_loops(refine):
     assert (coords[0, 3] == 0).all()
 
 
+def test_dark_codec_is_unbiased_gaussian_with_dark_decoding():
+    joints = np.array([[41.0, 58.0], [101.3, 77.9]])
+    dark, gauss = codec("dark"), codec("gaussian")
+    heatmaps, _ = dark.encode(joints, np.ones(2))
+    assert heatmaps[0, 15, 10] < 1.0  # centred at (10.25, 14.5), not at the rounded pixel
+    coords, _ = dark.decode(heatmaps[None])
+    np.testing.assert_array_equal(coords, gauss.decode(heatmaps[None], refine="dark")[0])
+    np.testing.assert_allclose(coords[0], joints / 4, atol=0.02)  # DARK recovers the sub-pixel joint
+
+
 def test_udp_refine_matches_reference_loop():
     rng = np.random.default_rng(6)
     c = codec("udp")
@@ -190,7 +200,7 @@ def test_udp_refine_matches_reference_loop():
     np.testing.assert_allclose(coords, reference_udp(heatmaps, c.blur_kernel), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["gaussian", "udp"])
+@pytest.mark.parametrize("name", ["gaussian", "dark", "udp"])
 def test_flip_test_consistency(name):
     """flip_back of the heatmaps of the mirrored crop decodes where the unmirrored one does."""
     rng = np.random.default_rng(7)
@@ -201,8 +211,8 @@ def test_flip_test_consistency(name):
     hm_mirror = torch.from_numpy(c.encode(mirrored, np.ones(17))[0])[None]
     back = c.flip_back(hm_mirror, shift=True)
     assert back.shape == hm.shape
-    direct, _ = c.decode(hm.numpy(), refine="none" if name == "gaussian" else "default")
-    flipped, _ = c.decode(back.numpy(), refine="none" if name == "gaussian" else "default")
+    direct, _ = c.decode(hm.numpy(), refine="default" if name == "udp" else "none")
+    flipped, _ = c.decode(back.numpy(), refine="default" if name == "udp" else "none")
     diff = flipped - direct
     if name == "udp":  # exact: UDP's flip needs no shift
         assert np.abs(diff).max() < 1e-3
@@ -229,14 +239,14 @@ def test_flip_back_swaps_pairs_and_shifts():
         c.flip_back(torch.zeros(1, 5, 4, 4), shift=False)
 
 
-@pytest.mark.parametrize("name", ["gaussian", "udp"])
+@pytest.mark.parametrize("name", ["gaussian", "dark", "udp"])
 def test_to_image_is_the_inverse_crop_at_heatmap_size(name):
     rng = np.random.default_rng(8)
     c = codec(name)
     centers, scales = rng.uniform(100, 400, (4, 2)), rng.uniform(0.5, 2.0, (4, 2))
     coords = rng.uniform(0, 48, (4, 17, 2))
     out = c.to_image(coords, centers, scales)
-    fn = T.get_affine_transform if name == "gaussian" else T.get_udp_warp_matrix
+    fn = T.get_affine_transform if name in ("gaussian", "dark") else T.get_udp_warp_matrix
     for i in range(4):
         inv = fn(centers[i], scales[i], 0.0, HM, inv=True)
         np.testing.assert_allclose(out[i], T.affine_points(coords[i], inv), atol=2e-3)
@@ -267,7 +277,7 @@ def test_decode_accepts_torch_and_rejects_bad_input():
 
 
 def test_factories():
-    with pytest.raises(ValueError, match="gaussian, udp"):
+    with pytest.raises(ValueError, match="gaussian, dark, udp"):
         build_codec("msra", input_size=IN, heatmap_size=HM, sigma=2)
     assert dark_blur_kernel(2) == 11 and dark_blur_kernel(3) == 17 and dark_blur_kernel(1) % 2 == 1
     cfg = apply_overrides(Config(), ["data.codec=udp", "data.input_size=[288,384]",

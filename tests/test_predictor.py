@@ -45,7 +45,7 @@ def image_with_dot(x: int, y: int, size: tuple[int, int] = (160, 120)) -> np.nda
     return image
 
 
-@pytest.mark.parametrize("codec_name", ["gaussian", "udp"])
+@pytest.mark.parametrize("codec_name", ["gaussian", "dark", "udp"])
 @pytest.mark.parametrize("flip_test", [False, True])
 def test_keypoint_lands_on_the_dot(codec_name, flip_test):
     predictor = make_predictor(codec_name, flip_test=flip_test, shift_heatmap=codec_name == "gaussian")

@@ -4,6 +4,8 @@
   joint rounded to the nearest heatmap pixel, stride ``input_size / heatmap_size``; decoded by
   argmax plus the official quarter-pixel step towards the higher neighbour, or DARK (Zhang et al.
   2020: Taylor expansion of the log of the blurred heatmap).
+- ``dark``: the Gaussian codec with DARK's unbiased encoding (the Gaussian at the exact sub-pixel
+  joint) and DARK decoding by default.
 - ``udp`` (Huang et al. 2020, unbiased data processing): sizes counted in pixel intervals
   (``size - 1``), Gaussian at the exact sub-pixel joint position, crop in UDP's transform
   convention; decoded by argmax plus UDP's refinement (a Newton step on the log of the blurred
@@ -413,6 +415,19 @@ class GaussianCodec(HeatmapCodec):
         return coords + quarter_step(heatmaps, idx)
 
 
+class DarkCodec(GaussianCodec):
+    """DARK (Zhang et al. 2020) as a whole: the Gaussian codec with unbiased encoding (the target
+    centred at the exact sub-pixel joint) and DARK's Taylor-expansion decoding by default."""
+
+    name = "dark"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(unbiased_encoding=True, **kwargs)
+
+    def _refine_default(self, coords, heatmaps, idx):
+        return refine_dark(coords, heatmaps, self.blur_kernel)
+
+
 class UdpCodec(HeatmapCodec):
     """UDP: stride ``(input - 1) / (heatmap - 1)``, Gaussian at the exact joint, UDP crop and decoding."""
 
@@ -436,7 +451,7 @@ class UdpCodec(HeatmapCodec):
         return refine_udp(coords, heatmaps, self.blur_kernel)
 
 
-CODECS = {"gaussian": GaussianCodec, "udp": UdpCodec}
+CODECS = {"gaussian": GaussianCodec, "dark": DarkCodec, "udp": UdpCodec}
 
 
 def build_codec(name: str, *, input_size: Sequence[int], heatmap_size: Sequence[int], sigma: float,
