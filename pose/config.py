@@ -141,7 +141,8 @@ class TrainConfig:
     # Per-joint loss weights (empty: all 1). The official COCO values are
     # 1x7, 1.2x2, 1.5x2, 1x2, 1.2x2, 1.5x2 (USE_DIFFERENT_JOINTS_WEIGHT).
     joint_weights: tuple[float, ...] = ()
-    # Mixed precision: none, bf16 or fp16 (fp16 uses a grad scaler).
+    # Mixed precision: none, bf16 or fp16 (fp16 uses a grad scaler); auto: bf16 on a GPU that
+    # supports it or a CPU with bf16 matrix units (AMX, AVX512-BF16), else none.
     amp: str = "none"
     channels_last: bool = False
     # Validate (COCO AP) every N epochs, and after the last one.
@@ -199,7 +200,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),
-    "train.amp": ("none", "bf16", "fp16"),
+    "train.amp": ("none", "bf16", "fp16", "auto"),
     "test.refine": ("default", "dark", "none"),
     "test.eval_backend": ("pycocotools", "faster_coco_eval"),
 }

@@ -5,6 +5,7 @@ bit-identical weights (CPU, train.deterministic=true) and the same metrics (wall
 """
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -297,3 +298,15 @@ def test_temporary_files_of_a_killed_write_are_removed(data_root, tmp_path):
         p.write_bytes(b"partial")
     train(make_cfg(data_root, tmp_path, "train.epochs=1", "train.max_iters_per_epoch=1"), verbose=False)
     assert not any(p.exists() for p in stale) and other.exists()
+
+
+@pytest.mark.parametrize("units, expected", [(True, "bf16 autocast"), (False, "fp32")])
+def test_amp_auto_picks_bf16_only_where_the_cpu_has_bf16_units(data_root, tmp_path, monkeypatch, units, expected):
+    from pose.engine import distributed
+    monkeypatch.setattr(distributed, "_cpu_has_bf16_units", lambda: units)
+    assert distributed.resolve_amp("auto", torch.device("cpu")) == ("bf16" if units else "none")
+    assert distributed.resolve_amp("fp16", torch.device("cpu")) == "fp16"  # explicit values stand
+    summary = train(make_cfg(data_root, tmp_path, "train.amp=auto", "train.epochs=1", "train.max_iters_per_epoch=2"),
+                    verbose=False)
+    assert summary["epochs"] == 1 and math.isfinite(summary["final_loss"])
+    assert f"precision {expected} (train.amp=auto)" in (tmp_path / "train.log").read_text()

@@ -22,13 +22,38 @@ import torch.distributed as dist
 DEFAULT_TIMEOUT_S = 600.0
 
 __all__ = ["all_mean", "any_rank", "barrier", "cleanup", "describe_failure", "flags_any", "flags_by_rank",
-           "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "world_size"]
+           "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "resolve_amp", "world_size"]
 
 
 def _resolve(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _cpu_has_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16), where bf16
+    autocast is faster than fp32; elsewhere it is emulated and slower."""
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        if fn is not None and fn():
+            return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``train.amp``: 'auto' becomes 'bf16' on a CUDA device that supports it or a CPU with bf16
+    matrix units (AMX, AVX512-BF16), else 'none'; other values are returned as they are."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "bf16" if device.type == "cpu" and _cpu_has_bf16_units() else "none"
 
 
 def init_distributed(device: str | torch.device = "auto",

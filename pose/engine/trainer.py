@@ -363,6 +363,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
 
     t = cfg.train
     is_main = rank == 0
+    amp = dist_utils.resolve_amp(t.amp, device)
     if t.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -390,7 +391,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                                 nesterov=t.nesterov)
     scheduler = build_scheduler(optimizer, lr_steps=t.lr_steps, lr_factor=t.lr_factor, schedule=t.lr_schedule,
                                 epochs=t.epochs, min_lr=t.min_lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
     state = _State(world_size=world)
     found = None
@@ -420,10 +421,11 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 stale.unlink(missing_ok=True)
         save_config(cfg, out / "config.yaml")
         logger.info("=> %s: %s%s, %.3fM parameters, %d training / %d validation crops, device %s, %d process(es), "
-                    "batch %d per process", out, cfg.model.arch,
+                    "batch %d per process, precision %s%s", out, cfg.model.arch,
                     "" if cfg.model.psa == "none" else f" + PSA {cfg.model.psa} ({cfg.model.psa_variant})",
                     sum(p.numel() for p in model.parameters()) / 1e6, len(train_set), len(val_set), device, world,
-                    t.batch_size)
+                    t.batch_size, {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[amp],
+                    " (train.amp=auto)" if t.amp == "auto" else "")
         if state.history:  # rebuild the files from the checkpoint's history (a kill may have cut them short)
             write_metrics(out / "metrics.jsonl", state.history)
             plot_training_curves(state.history, out / "training_curves.png")
@@ -493,7 +495,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                         images = images.contiguous(memory_format=torch.channels_last)
                     target = batch["target"].to(device, non_blocking=True)
                     weight = batch["target_weight"].to(device, non_blocking=True)
-                    with _autocast(device, t.amp):
+                    with _autocast(device, amp):
                         outputs = _output_heatmaps(net(images))
                     loss = sum(criterion(o, target, weight) for o in outputs)
                     flags = dist_utils.flags_by_rank(not bool(torch.isfinite(loss)), bool(stop.signum))
@@ -543,7 +545,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                                       "iterations": iters_per_epoch, "time_s": round(train_time, 3)}
             if (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs:
                 t1 = time.perf_counter()
-                stats = evaluate(net, val_set, cfg, out, device, amp=t.amp, verbose=is_main and verbose)
+                stats = evaluate(net, val_set, cfg, out, device, amp=amp, verbose=is_main and verbose)
                 record.update(stats)
                 record["val_time_s"] = round(time.perf_counter() - t1, 3)
                 ap = stats.get("AP")
