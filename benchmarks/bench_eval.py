@@ -5,7 +5,8 @@ synthetic predictions of that size and times, in the same run and on the same da
 
 - decoding (Gaussian codec: argmax, the official quarter-pixel step, heatmap -> image px) of
   heatmaps (N, 17, 64, 48) fed in batches of ``--chunk`` as the evaluator gets them from the
-  network (all N heatmaps at once would be 21 GB): ``codec.decode`` + ``codec.to_image`` vs ``eval_reference.decode_gaussian_loops``;
+  network (all N heatmaps at once would be 21 GB): ``codec.decode`` + ``codec.to_image`` vs
+  ``eval_reference.decode_gaussian_loops``;
 - rescoring of all N: ``evaluator.rescore`` vs ``eval_reference.rescore_loops``;
 - OKS NMS per image on all N: ``nms.nms_per_image`` vs ``eval_reference.nms_per_image_loops``
   (the official loop: one OKS call per kept instance, one candidate at a time);
