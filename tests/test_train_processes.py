@@ -7,6 +7,7 @@ subprocess, with one thread per process, on a tiny generated dataset.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,3 +81,18 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(data_root, t
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
     assert record(out)["history"] == record(ref)["history"]
     assert (out / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_train_tool_with_persistent_workers_exits_after_success_and_after_an_error(data_root, tmp_path):
+    # Workers live across epochs and ignore SIGTERM: the process must still end, 0 after a clean run
+    # and 1 (the fault named) when an error propagates while they are alive.
+    ok = run(["tools/train.py", "--cfg", TINY, *tiny_overrides(data_root, tmp_path / "ok", "train.workers=2")],
+             timeout=180)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    victim = sorted((root / "images" / "train2017").iterdir())[-1]
+    victim.write_bytes(b"not a jpeg at all")
+    bad = run(["tools/train.py", "--cfg", TINY, *tiny_overrides(root, tmp_path / "bad", "train.workers=2")],
+              timeout=180)
+    assert bad.returncode == 1 and victim.name in bad.stderr, bad.stderr[-2000:]

@@ -79,15 +79,6 @@ def index_to_coords(idx: np.ndarray, w: int) -> np.ndarray:
     return coords
 
 
-def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Argmax of (N, K, h, w) heatmaps -> (coords (N, K, 2) float32 heatmap px, maxvals (N, K) float32).
-
-    Coordinates are zeroed where the maximum is <= 0 (official ``get_max_preds``).
-    """
-    idx, maxvals = argmax_heatmaps(heatmaps)
-    return index_to_coords(idx, heatmaps.shape[3]), maxvals
-
-
 def _gather(maps: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """maps (N, K, h, w) at integer (ys, xs) of shape (N, K) (clipped into range)."""
     _, _, h, w = maps.shape
@@ -117,16 +108,6 @@ def quarter_step(heatmaps: np.ndarray, idx: np.ndarray) -> np.ndarray:
     step = np.sign(neighbours[..., 0::2] - neighbours[..., 1::2]).astype(np.float32, copy=False)
     step *= np.float32(0.25)
     return step
-
-
-def refine_quarter(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
-    """Official step: +-0.25 px towards the higher neighbour where ``1 < x < w-1`` and ``1 < y < h-1``
-    (``x``, ``y``: coordinates rounded as ``floor(c + 0.5)``)."""
-    _, _, h, w = heatmaps.shape
-    # Clipped (NaN -> 0): a joint outside the heatmap lands on its border, where no step is taken.
-    px = np.clip(np.nan_to_num(np.floor(coords[..., 0] + 0.5)), 0, w - 1).astype(np.intp)
-    py = np.clip(np.nan_to_num(np.floor(coords[..., 1] + 0.5)), 0, h - 1).astype(np.intp)
-    return coords + quarter_step(np.ascontiguousarray(heatmaps), py * w + px)
 
 
 def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int) -> np.ndarray:

@@ -34,11 +34,11 @@ def _resolve(device: str | torch.device) -> torch.device:
 def _cpu_has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16), where bf16
     autocast is faster than fp32; elsewhere it is emulated and slower."""
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        if fn is not None and fn():
-            return True
-    try:
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    probes = [p for p in probes if p is not None]
+    if probes:  # PyTorch's own check (it also knows whether the OS enabled AMX)
+        return any(p() for p in probes)
+    try:  # a PyTorch without those probes: the CPU's flags
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             flags = f.read()
     except OSError:
