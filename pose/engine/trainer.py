@@ -179,13 +179,26 @@ def build_optimizer(model: nn.Module, *, name: str, lr: float, weight_decay: flo
     """Adam / AdamW / SGD over all parameters. The official Adam received no weight decay (its YAML's
     1e-4 was never passed); our YAMLs therefore set 0, and a non-zero value here is applied."""
     params = [p for p in model.parameters() if p.requires_grad]
+    # The fused kernels do the same arithmetic in one pass over all tensors: on CPU ~4x less time
+    # in optimizer.step than the per-tensor loop (benchmarks/bench_train_step.py).
+    fused = _fused_supported(params)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     raise ValueError(f"unknown train.optimizer {name!r}; valid: adam, adamw, sgd")
+
+
+def _fused_supported(params: list[torch.Tensor]) -> bool:
+    """Whether this PyTorch has fused Adam kernels for every parameter's device (CPU: 2.4+)."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # older PyTorch: the per-tensor loop
+        return False
+    devices = _get_fused_kernels_supported_devices()
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, *, lr_steps: tuple[int, ...], lr_factor: float,

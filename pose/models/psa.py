@@ -26,9 +26,21 @@ is a few passes of O(C*H*W) instead of three C x C/2 convolutions. Only official
 full convolution (its per-channel softmax over HW does not commute with W_v'); there the channel
 mask is folded into that convolution's weights instead of materialising ``x * A_ch``.
 
+Training cost: left to autograd, each of the four uses of ``x`` adds its own map-sized gradient
+(in whatever layout its operation produced) and every small vector step costs several operations.
+PSA_p and PSA_s (paper) and PSA_p (official) therefore run as one autograd function with a
+hand-written backward: the x-gradient is ``grad * gate`` plus one rank-4 product added in place,
+every map-sized tensor keeps the layout of ``x`` (NCHW or channels_last), map-sized work runs in
+x's dtype (bf16/fp16 under mixed precision) and vector work in float32 (float64 for float64
+maps). On the demo network (CPU, bf16, channels_last) this took the PSA_p training step from
+1.67x to ~1.5x the baseline's (``benchmarks/bench_train_step.py``).
+
 ``reference=True`` (or :meth:`forward_reference`) runs the straightforward convolution form; the
-tests check both agree within 1e-5, and ``benchmarks/bench_models.py`` times both.
+tests check both agree within 1e-5 (values and gradients; gradients to 1e-10 in float64), and
+``benchmarks/bench_models.py`` times both.
 """
+
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -94,61 +106,38 @@ class PolarizedSelfAttention(nn.Module):
         """A 1x1 conv's weight as a (out, in) matrix."""
         return conv.weight.view(conv.weight.shape[0], conv.weight.shape[1])
 
-    def _channel_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """W_z (and its norm) on the pooled value vector. z: (N, C/2) -> (N, C), before the sigmoid."""
-        if isinstance(self.conv_up, nn.Sequential):  # official PSA_s bottleneck
-            conv_a, norm, _, conv_b = self.conv_up
-            u = F.linear(z, self._w(conv_a), conv_a.bias)
-            u = F.layer_norm(u, (conv_a.out_channels,), norm.weight.view(-1), norm.bias.view(-1), norm.eps)
-            return F.linear(F.relu(u), self._w(conv_b), conv_b.bias)
-        u = F.linear(z, self._w(self.conv_up))
-        if self.variant == "paper":
-            u = self.norm_up(u)
-        return u
-
-    def _spatial_vector(self, mean: torch.Tensor) -> torch.Tensor:
-        """The spatial branch's effective C-vector: ``W_v'^T q`` with q = [softmax] W_q' GAP. (N, C)."""
-        query = F.linear(mean, self._w(self.conv_q_left))  # (N, C/2)
-        if self.variant == "paper":
-            query = torch.softmax(query, dim=1)
-        return torch.matmul(query, self._w(self.conv_v_left))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reference:
             return self.forward_reference(x)
+        # Autocast off: the map-sized work runs in x's dtype (bf16/fp16 under mixed precision) and
+        # the C-vector work in float32 (or float64), cast explicitly. Left to autocast, a float32 gate meets a
+        # bf16 map in a mixed-dtype multiply, an order of magnitude slower on CPU.
+        with _autocast_off(x.device.type):
+            if (self.variant, self.layout) == ("official", "sequential"):
+                return self._forward_official_sequential(x)
+            names, params = zip(*[(k, p) for k, p in self.named_parameters() if k != "conv_q_right.weight"])
+            if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
+                return _FastPsa.apply(x, self, names, self.conv_q_right.weight, *params)
+            return _fast_forward(self, x)[0]
+
+    def _forward_official_sequential(self, x: torch.Tensor) -> torch.Tensor:
+        """Official PSA_s, under autograd. It keeps one full product: its per-channel softmax over HW
+        of W_v' y does not commute with W_v'. The channel mask is folded into that product's
+        weights (y = x * A_ch is never formed)."""
         n, c, h, w = x.shape
-        xf = x.reshape(n, c, h * w)
-        if self.layout == "parallel":
-            # Three reads of the map before the output: GAP; one GEMM for two per-pixel rows (W_q x
-            # and the spatial logits, the effective C-vector dotted with every pixel); the
-            # softmax-weighted sum z (x transposed as a view: BLAS reads it in place).
-            mean = xf.mean(dim=2)  # (N, C)
-            wq = self._w(self.conv_q_right)[0].expand(n, c)
-            rows = torch.bmm(torch.stack([wq, self._spatial_vector(mean)], dim=1), xf)  # (N, 2, HW)
-            z = torch.bmm(torch.softmax(rows[:, :1], dim=2), xf.transpose(1, 2))[:, 0]  # (N, C)
-            a_ch = torch.sigmoid(self._channel_logits(F.linear(z, self._w(self.conv_v_right))))
-            sp_logits = rows[:, 1:]
-            if self.variant == "official":
-                sp_logits = torch.softmax(sp_logits, dim=2)
-            return x * (a_ch.view(n, c, 1, 1) + torch.sigmoid(sp_logits).view(n, 1, h, w))
-        # The same three reads in another order: W_q x; z and GAP from one two-column GEMM; the
-        # spatial logits.
-        s = torch.softmax(torch.matmul(self._w(self.conv_q_right), xf), dim=2)  # (N, 1, HW)
-        uniform = s.new_full(s.shape, 1.0 / (h * w))
-        pooled = torch.bmm(torch.cat([s, uniform], dim=1), xf.transpose(1, 2))  # (N, 2, C): z, GAP
-        a_ch = torch.sigmoid(self._channel_logits(F.linear(pooled[:, 0], self._w(self.conv_v_right))))
-        # Sequential: the spatial branch sees y = x * A_ch, so GAP(y) = A_ch * GAP(x) and
-        # W(y_p) = (W diag A_ch) x_p: A_ch is folded into vectors/weights, y is never formed.
-        mean = pooled[:, 1] * a_ch
-        if self.variant == "official":
-            # softmax over HW per channel of W_v' y does not commute with W_v': one real product.
-            wv = self._w(self.conv_v_left).unsqueeze(0) * a_ch.unsqueeze(1)  # (N, C/2, C)
-            theta = torch.softmax(torch.bmm(wv, xf), dim=2)  # (N, C/2, HW)
-            sp_logits = torch.bmm(F.linear(mean, self._w(self.conv_q_left)).unsqueeze(1), theta)
-        else:
-            sp_logits = torch.bmm((self._spatial_vector(mean) * a_ch).unsqueeze(1), xf)  # (N, 1, HW)
-        out = x * a_ch.view(n, c, 1, 1)
-        return out.mul_(torch.sigmoid(sp_logits).view(n, 1, h, w))
+        pix = _Pixels(x)
+        wq = self._w(self.conv_q_right).to(pix.vector_dtype)
+        s = torch.softmax(pix.project(wq.expand(n, 1, c)), dim=2)  # (N, 1, HW)
+        pooled = pix.pool(torch.cat([s, s.new_full(s.shape, 1.0 / (h * w))], dim=1))  # (N, 2, C): z, GAP
+        conv_a, norm, _, conv_b = self.conv_up
+        u = F.linear(F.linear(pooled[:, 0], self._w(self.conv_v_right)), self._w(conv_a), conv_a.bias)
+        u = F.layer_norm(u, (conv_a.out_channels,), norm.weight.view(-1), norm.bias.view(-1), norm.eps)
+        a_ch = torch.sigmoid(F.linear(F.relu(u), self._w(conv_b), conv_b.bias))
+        wv = self._w(self.conv_v_left).unsqueeze(0) * a_ch.unsqueeze(1)  # (N, C/2, C)
+        theta = torch.softmax(pix.project(wv), dim=2)  # (N, C/2, HW)
+        sp_logits = torch.bmm(F.linear(pooled[:, 1] * a_ch, self._w(self.conv_q_left)).unsqueeze(1), theta)
+        a_sp = torch.sigmoid(sp_logits)
+        return x * a_ch.to(x.dtype).view(n, c, 1, 1) * a_sp.to(x.dtype).view(n, 1, h, w)
 
     # ----------------------------------------------------------------------------------------
     # Reference path: the formulas as written, convolutions on the full maps
@@ -197,3 +186,220 @@ class PolarizedSelfAttention(nn.Module):
                 maps += ic * c * p + ic * p
         return n * (maps + vec)
 
+
+
+
+def _autocast_off(device_type: str):
+    """A context that turns autocast off for ``device_type`` where it is on, else a no-op."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # PyTorch < 2.4
+        enabled = {"cpu": torch.is_autocast_cpu_enabled, "cuda": torch.is_autocast_enabled}.get(
+            device_type, lambda: False)()
+    except RuntimeError:  # a device without autocast (meta)
+        enabled = False
+    return torch.autocast(device_type, enabled=False) if enabled else nullcontext()
+
+
+class _Pixels:
+    """A feature map as a matrix M of pixels, in its own memory layout (no copy).
+
+    For NCHW maps M is (N, C, HW); for channels_last maps it is (N, HW, C). Every product below is
+    a batched matrix product or a broadcast over M, so map-sized results and gradients keep the
+    layout of ``x`` and nothing converts between layouts. Vectors go out in ``vector_dtype``
+    (float32, or float64 for float64 maps); the products run in the map's dtype.
+    """
+
+    def __init__(self, x: torch.Tensor, *, channels_last: bool | None = None):
+        n, c, h, w = x.shape
+        self.shape = (n, c, h, w)
+        self.dtype = x.dtype
+        self.vector_dtype = torch.promote_types(x.dtype, torch.float32)
+        if channels_last is None:
+            channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        if channels_last:
+            self.m = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view for channels_last x
+        else:
+            self.m = x.reshape(n, c, h * w)
+
+    def like(self, x: torch.Tensor) -> "_Pixels":
+        """Another map of the same shape, read in this one's layout (copied there if needed)."""
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return _Pixels(x.contiguous(memory_format=fmt), channels_last=self.channels_last)
+
+    def to_map(self, m: torch.Tensor) -> torch.Tensor:
+        """An M-shaped tensor back to (N, C, H, W), as a view."""
+        n, c, h, w = self.shape
+        if self.channels_last:
+            return m.view(n, h, w, c).permute(0, 3, 1, 2)
+        return m.view(n, c, h, w)
+
+    def project(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Dot products of K C-vectors with every pixel: (N, K, C) -> (N, K, HW)."""
+        v = vectors.to(self.dtype)
+        if self.channels_last:
+            return torch.bmm(self.m, v.transpose(1, 2)).transpose(1, 2).to(self.vector_dtype)
+        return torch.bmm(v, self.m).to(self.vector_dtype)
+
+    def pool(self, weights: torch.Tensor) -> torch.Tensor:
+        """K weighted sums over pixels: (N, K, HW) -> (N, K, C)."""
+        wt = weights.to(self.dtype)
+        if self.channels_last:
+            return torch.bmm(wt, self.m).to(self.vector_dtype)
+        return torch.bmm(self.m, wt.transpose(1, 2)).transpose(1, 2).to(self.vector_dtype)
+
+    def channel_vector(self, v: torch.Tensor) -> torch.Tensor:
+        """A per-channel (N, C) vector shaped to broadcast over M, in the map's dtype."""
+        v = v.to(self.dtype)
+        return v.unsqueeze(1) if self.channels_last else v.unsqueeze(2)
+
+    def pixel_vector(self, v: torch.Tensor) -> torch.Tensor:
+        """A per-pixel (N, HW) vector shaped to broadcast over M, in the map's dtype."""
+        v = v.to(self.dtype)
+        return v.unsqueeze(2) if self.channels_last else v.unsqueeze(1)
+
+    def add_outer_(self, m: torch.Tensor, pixel_rows: torch.Tensor, channel_rows: torch.Tensor) -> None:
+        """In place, M += sum_k pixel_rows[:, k] (x) channel_rows[:, k]; (N, K, HW) and (N, K, C)."""
+        u, v = pixel_rows.to(self.dtype), channel_rows.to(self.dtype)
+        if self.channels_last:
+            m.baddbmm_(u.transpose(1, 2), v)
+        else:
+            m.baddbmm_(v.transpose(1, 2), u)
+
+
+class _FastPsa(torch.autograd.Function):
+    """PSA_p / PSA_s (paper) and PSA_p (official) on the map, with a hand-written backward.
+
+    Forward, three reads of x before the output: r0 = W_q x_p, s = softmax_HW(r0); z = sum_p s_p x_p
+    and GAP(x) in one two-row product; the C-vectors A_ch and e from (z, GAP) (:func:`_head_forward`);
+    r1 = e . x_p and A_sp from it; the output x * gate, gate = A_ch + A_sp (parallel) or
+    A_ch * A_sp (sequential), formed once in x's layout.
+
+    Backward: autograd would add one map-sized gradient per use of x (four of them) and spend a
+    dozen small operations per vector step. Here the gradient of x is grad * gate plus one rank-4
+    product, ``[dr1, s, dr0, 1/HW] (x) [e, dz, W_q, dGAP]``, added in place; the vector steps are
+    written out (:func:`_head_backward`).
+    """
+
+    @staticmethod
+    def forward(ctx, x, module, names, wq, *params):
+        out, saved = _fast_forward(module, x)
+        ctx.module, ctx.names, ctx.params = module, names, params
+        ctx.save_for_backward(x, *saved)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, wq_row, gate, s, a_sp, soft_r1, *head = ctx.saved_tensors
+        module = ctx.module
+        n, c, h, w = x.shape
+        pix = _Pixels(x)
+        g = pix.like(grad.to(x.dtype))
+        dx = g.m * gate
+        # d/dA_ch and d/dA_sp of sum(grad * x * gate), from grad * x.
+        gx = g.m * pix.m
+        a_ch = head[_HEAD_A]
+        if module.layout == "parallel":
+            d_ach = (gx.sum(dim=1) if pix.channels_last else gx.sum(dim=2)).to(pix.vector_dtype)
+            d_asp = (gx.sum(dim=2) if pix.channels_last else gx.sum(dim=1)).to(pix.vector_dtype).unsqueeze(1)
+        else:
+            gxp = pix.like(pix.to_map(gx))
+            d_ach = gxp.pool(a_sp)[:, 0]
+            d_asp = gxp.project(a_ch.unsqueeze(1))
+        dr1 = d_asp * a_sp * (1 - a_sp)  # through the sigmoid; official: and the softmax over HW
+        if module.variant == "official":
+            dr1 = soft_r1 * (dr1 - (soft_r1 * dr1).sum(dim=2, keepdim=True))
+        de = pix.pool(dr1)[:, 0]  # (N, C)
+        dz, dgap, dparams = _head_backward(module, head, d_ach, de)
+        ds = pix.project(dz.unsqueeze(1))  # (N, 1, HW): the query softmax, with ds_p = dz . x_p
+        dr0 = s * (ds - (s * ds).sum(dim=2, keepdim=True))
+        dwq = pix.pool(dr0)[:, 0].sum(dim=0)
+        pixel_rows = torch.cat([dr1, s, dr0, s.new_full(s.shape, 1.0 / (h * w))], dim=1)  # (N, 4, HW)
+        channel_rows = torch.stack([head[_HEAD_E], dz, wq_row[0].expand(n, c), dgap], dim=1)  # (N, 4, C)
+        pix.add_outer_(dx, pixel_rows, channel_rows)
+        weight = module.conv_q_right.weight
+        grads = [dparams[k].view_as(p).to(p.dtype) for k, p in zip(ctx.names, ctx.params)]
+        return (pix.to_map(dx), None, None, dwq.view_as(weight).to(weight.dtype), *grads)
+
+
+def _fast_forward(module: PolarizedSelfAttention, x: torch.Tensor):
+    """The forward of :class:`_FastPsa` (also run alone where no gradient is needed): the output
+    and the tensors its backward needs."""
+    n, c, h, w = x.shape
+    pix = _Pixels(x)
+    wq_row = module.conv_q_right.weight.detach().to(pix.vector_dtype).view(1, 1, c)
+    s = torch.softmax(pix.project(wq_row.expand(n, 1, c)), dim=2)  # (N, 1, HW)
+    pooled = pix.pool(torch.cat([s, s.new_full(s.shape, 1.0 / (h * w))], dim=1))  # (N, 2, C): z, GAP
+    a_ch, e, head = _head_forward(module, pooled[:, 0], pooled[:, 1])
+    r1 = pix.project(e.unsqueeze(1))  # (N, 1, HW)
+    soft_r1 = torch.softmax(r1, dim=2) if module.variant == "official" else r1
+    a_sp = torch.sigmoid(soft_r1)
+    combine = torch.add if module.layout == "parallel" else torch.mul
+    gate = combine(pix.channel_vector(a_ch), pix.pixel_vector(a_sp[:, 0]))
+    return pix.to_map(pix.m * gate), (wq_row, gate, s, a_sp, soft_r1, *head)
+
+
+# Indices into the saved head tensors (see _head_forward).
+_HEAD_A, _HEAD_E = 0, 1
+
+
+def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Tensor):
+    """The C-vector part of both branches, (z, GAP(x)) -> (A_ch, e), all (N, C) in the vector dtype, plus what
+    :func:`_head_backward` needs.
+
+    A_ch = sigmoid([LN] W_z W_v z); e = W_v'^T [softmax] W_q' GAP (paper: with both). Sequential
+    (paper): the spatial branch sees y = x * A_ch, so GAP(y) = A_ch * GAP(x) and
+    W(y_p) = (W diag A_ch) x_p: A_ch is folded into the vectors and e = A_ch * (W_v'^T q).
+    """
+    wv, wz = module._w(module.conv_v_right), module._w(module.conv_up)
+    wq2, wv2 = module._w(module.conv_q_left), module._w(module.conv_v_left)
+    v = z @ wv.t()
+    u = v @ wz.t()
+    if module.variant == "paper":
+        norm = module.norm_up
+        var, mean = torch.var_mean(u, dim=1, unbiased=False, keepdim=True)
+        rstd = torch.rsqrt(var + norm.eps)
+        u_hat = (u - mean) * rstd
+        a_ch = torch.sigmoid(torch.addcmul(norm.bias, u_hat, norm.weight))
+    else:
+        rstd = u_hat = u.new_empty(0)
+        a_ch = torch.sigmoid(u)
+    m = gap if module.layout == "parallel" else gap * a_ch
+    q = m @ wq2.t()
+    pi = torch.softmax(q, dim=1) if module.variant == "paper" else q
+    e0 = pi @ wv2
+    e = e0 if module.layout == "parallel" else e0 * a_ch
+    return a_ch, e, (a_ch, e, z, gap, v, u_hat, rstd, m, pi, e0)
+
+
+def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de: torch.Tensor):
+    """Gradients of :func:`_head_forward`: (dz, dGAP, {parameter name: gradient})."""
+    a_ch, _, z, gap, v, u_hat, rstd, m, pi, e0 = head
+    wv, wz = module._w(module.conv_v_right), module._w(module.conv_up)
+    wq2, wv2 = module._w(module.conv_q_left), module._w(module.conv_v_left)
+    grads = {}
+    if module.layout == "sequential":
+        d_ach = d_ach + de * e0
+        de = de * a_ch
+    grads["conv_v_left.weight"] = pi.t() @ de
+    dpi = de @ wv2.t()
+    dq = pi * (dpi - (pi * dpi).sum(dim=1, keepdim=True)) if module.variant == "paper" else dpi
+    grads["conv_q_left.weight"] = dq.t() @ m
+    dm = dq @ wq2
+    if module.layout == "sequential":
+        d_ach = d_ach + dm * gap
+        dm = dm * a_ch
+    dl = d_ach * a_ch * (1 - a_ch)
+    if module.variant == "paper":
+        grads["norm_up.weight"] = (dl * u_hat).sum(dim=0)
+        grads["norm_up.bias"] = dl.sum(dim=0)
+        dn = dl * module.norm_up.weight
+        du = rstd * (dn - dn.mean(dim=1, keepdim=True) - u_hat * (dn * u_hat).mean(dim=1, keepdim=True))
+    else:
+        du = dl
+    grads["conv_up.weight"] = du.t() @ v
+    dv = du @ wz
+    grads["conv_v_right.weight"] = dv.t() @ z
+    return dv @ wv, dm, grads

@@ -1,0 +1,175 @@
+"""Training-step throughput: baseline vs +PSA_p vs +PSA_s, at fp32 and at mixed precision.
+
+    python benchmarks/bench_train_step.py                  # the demo network and recipe, this CPU
+    python benchmarks/bench_train_step.py --arch hrnet_w32 --batch 32 --input-size 192 256 --device cuda
+
+One step is what tools/train.py does per batch: forward under the precision's autocast, the
+MSE heatmap loss with target weights, backward (through a GradScaler for fp16) and the optimizer
+step, with the optimizer tools/train.py builds (Adam, fused where PyTorch has the kernels).
+Precisions: 'fp32' (NCHW, no autocast) and 'amp' (train.amp=auto resolved for the device, i.e.
+bf16 where supported, with channels_last); amp is left out where it resolves to fp32.
+
+Rows also include, for PSA_p at the mixed precision: the straightforward convolution form of PSA
+(autograd through three C x C/2 convolutions) and the per-tensor (unfused) Adam, so the gains of
+the hand-written PSA backward and of the fused optimizer are measured in the same run.
+
+All rows are built once and timed in interleaved rounds (the order rotates each round), so load
+from other processes hits them alike; the median step is reported, with samples/s, the ratio to
+the first row, and on CUDA the peak memory allocated.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from pose.engine.distributed import resolve_amp
+from pose.engine.loss import JointsMSELoss
+from pose.engine.trainer import build_optimizer
+from pose.models import PolarizedSelfAttention, count_params, create_model
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", default="hrnet_small")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--input-size", type=int, nargs=2, default=(96, 128), metavar=("W", "H"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    p.add_argument("--reps", type=int, default=7, help="timed rounds (each times every row)")
+    p.add_argument("--steps", type=int, default=3, help="training steps per row per round")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument("--precisions", default="fp32,amp", help="comma-separated: fp32, amp")
+    p.add_argument("--no-extra", action="store_true",
+                   help="leave out the straightforward-PSA and unfused-Adam rows")
+    return p
+
+
+@dataclass
+class Row:
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    amp: str  # 'none', 'bf16' or 'fp16'
+    channels_last: bool
+    scaler: torch.amp.GradScaler
+    times: list[float]
+    peak_bytes: int = 0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _make_row(name: str, args, device: torch.device, *, psa: str, amp: str, reference: bool = False,
+              fused: bool = True) -> Row:
+    torch.manual_seed(0)
+    # PyTorch's default init (init_std=0): activations of a sane scale (the official N(0, 0.001)
+    # init shrinks them into float32 denormals, slow on x86 CPUs and not what training sees).
+    model = create_model(args.arch, psa=psa, init_std=0.0).to(device)
+    if reference:
+        for m in model.modules():
+            if isinstance(m, PolarizedSelfAttention):
+                m.reference = True
+    channels_last = amp != "none"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    optimizer = build_optimizer(model, name="adam", lr=1e-3)
+    if not fused:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=False, foreach=False)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    return Row(name, model, optimizer, amp, channels_last, scaler, [])
+
+
+def _step(row: Row, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+          criterion: torch.nn.Module) -> None:
+    x = images.contiguous(memory_format=torch.channels_last) if row.channels_last else images
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(row.amp)
+    with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
+        out = row.model(x)
+    loss = criterion(out, target, weight)
+    row.optimizer.zero_grad(set_to_none=True)
+    row.scaler.scale(loss).backward()
+    row.scaler.step(row.optimizer)
+    row.scaler.update()
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    w, h = args.input_size
+    amp = resolve_amp("auto", device)
+    amp_name = {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(amp, "fp32")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    unknown = sorted(set(precisions) - {"fp32", "amp"})
+    if unknown:
+        raise SystemExit(f"--precisions: unknown {', '.join(unknown)} (valid: fp32, amp)")
+    if "amp" in precisions and amp == "none":
+        print("note: train.amp=auto resolves to fp32 on this device; the 'amp' rows are left out")
+        precisions.remove("amp")
+    gpu = f" | {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    print(f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | "
+          f"cpu_count={os.cpu_count()} | torch {torch.__version__} | threads={torch.get_num_threads()}{gpu}")
+    print(f"settings: arch={args.arch} batch={args.batch} input={w}x{h} device={device} "
+          f"mixed precision=train.amp=auto -> {amp_name} + channels_last | reps={args.reps} "
+          f"steps/round={args.steps} warmup={args.warmup}")
+
+    rows: list[Row] = []
+    for prec in precisions:
+        row_amp = "none" if prec == "fp32" else amp
+        label = "fp32" if prec == "fp32" else amp
+        for psa, name in (("none", "baseline"), ("parallel", "PSA_p"), ("sequential", "PSA_s")):
+            rows.append(_make_row(f"{name}, {label}", args, device, psa=psa, amp=row_amp))
+    if not args.no_extra and precisions:
+        row_amp = "none" if precisions[-1] == "fp32" else amp
+        label = "fp32" if row_amp == "none" else amp
+        rows.append(_make_row(f"PSA_p straightforward, {label}", args, device, psa="parallel", amp=row_amp,
+                              reference=True))
+        rows.append(_make_row(f"PSA_p unfused Adam, {label}", args, device, psa="parallel", amp=row_amp,
+                              fused=False))
+    optimizer_kind = "fused Adam" if rows and rows[0].optimizer.defaults.get("fused") else "per-tensor Adam"
+    print(f"optimizer: {optimizer_kind} (as tools/train.py builds it)")
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(args.batch, 3, h, w, generator=g).to(device)
+    probe = rows[0].model(images[:1])
+    target = torch.rand(args.batch, *probe.shape[1:], generator=g).to(device)
+    weight = torch.ones(args.batch, probe.shape[1], 1, device=device)
+    criterion = JointsMSELoss(use_target_weight=True)
+
+    for _ in range(args.warmup):
+        for row in rows:
+            _step(row, images, target, weight, criterion)
+    for r in range(args.reps):
+        for row in rows[r % len(rows):] + rows[:r % len(rows)]:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                _step(row, images, target, weight, criterion)
+            _sync(device)
+            row.times.append((time.perf_counter() - t0) / args.steps)
+            if device.type == "cuda":
+                row.peak_bytes = max(row.peak_bytes, torch.cuda.max_memory_allocated(device))
+
+    base = statistics.median(rows[0].times)
+    mem = device.type == "cuda"
+    print(f"\n{'row':<34}{'params (M)':>11}{'median step s':>15}{'samples/s':>11}{'time / first':>14}"
+          f"{'min..max s':>16}" + (f"{'peak GiB':>10}" if mem else ""))
+    for row in rows:
+        med = statistics.median(row.times)
+        print(f"{row.name:<34}{count_params(row.model) / 1e6:>11.2f}{med:>15.4f}{args.batch / med:>11.1f}"
+              f"{med / base:>13.3f}x{min(row.times):>8.4f}..{max(row.times):.4f}"
+              + (f"{row.peak_bytes / 2**30:>10.2f}" if mem else ""))
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
