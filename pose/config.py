@@ -107,6 +107,9 @@ class DataConfig:
     # Decode JPEGs at 1/2, 1/4 or 1/8 size when the crop is small enough that the crop is never
     # enlarged from the reduced image (changes pixels by interpolation noise only).
     reduced_decode: bool = False
+    # Keep decoded images in memory after first use (per process; small datasets only, not with
+    # reduced_decode).
+    cache_images: bool = False
     aug: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

@@ -216,6 +216,23 @@ def test_reduced_decode_changes_only_interpolation_noise(tmp_path):
     assert reduction_for_zoom(1.0) == 1 and reduction_for_zoom(0.5) == 2 and reduction_for_zoom(0.05) == 8
 
 
+def test_image_cache_gives_the_same_items_and_decodes_once(coco_root, monkeypatch):
+    from pose.data import coco as coco_mod
+    decoded = []
+    real = coco_mod.read_image
+    monkeypatch.setattr(coco_mod, "read_image", lambda path, reduce=1: decoded.append(path) or real(path, reduce))
+    plain, cached = make(coco_root), make(coco_root, cache_images=True)
+    for _ in range(2):  # twice over: the second pass comes from the cache
+        for i in range(len(plain)):
+            a, b = plain[i], cached[i]
+            for key in ("image", "target", "target_weight", "joints"):
+                assert torch.equal(a[key], b[key]), key
+    images = {rec["file_name"] for rec in plain.records}
+    assert len(decoded) == 2 * len(plain) + len(images)  # plain: every time; cached: once per image
+    with pytest.raises(ValueError, match="data.reduced_decode and data.cache_images exclude each other"):
+        make(coco_root, cache_images=True, reduced_decode=True)
+
+
 # --- bad inputs -----------------------------------------------------------------------------------
 
 def test_missing_root_annotation_and_image(coco_root, tmp_path):

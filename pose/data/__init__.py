@@ -48,4 +48,5 @@ def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
         train=train, aug=data.aug if train else None, use_gt_bbox=use_gt, det_file=det_file,
         det_score_thresh=cfg.test.det_score_thresh, color_rgb=data.color_rgb, mean=data.mean, std=data.std,
         padding=data.padding, pixel_std=data.pixel_std, skip_corrupt_images=data.skip_corrupt_images,
-        num_joints=cfg.model.num_joints, reduced_decode=data.reduced_decode)
+        num_joints=cfg.model.num_joints, reduced_decode=data.reduced_decode,
+        cache_images=data.cache_images)
