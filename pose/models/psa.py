@@ -33,7 +33,7 @@ hand-written backward: the x-gradient is ``grad * gate`` plus one rank-4 product
 every map-sized tensor keeps the layout of ``x`` (NCHW or channels_last), map-sized work runs in
 x's dtype (bf16/fp16 under mixed precision) and vector work in float32 (float64 for float64
 maps). On the demo network (CPU, bf16, channels_last) this took the PSA_p training step from
-1.67x to ~1.5x the baseline's (``benchmarks/bench_train_step.py``).
+1.67x to 1.45x the baseline's (``benchmarks/bench_train_step.py``).
 
 ``reference=True`` (or :meth:`forward_reference`) runs the straightforward convolution form; the
 tests check both agree within 1e-5 (values and gradients; gradients to 1e-10 in float64), and
@@ -110,8 +110,8 @@ class PolarizedSelfAttention(nn.Module):
         if self.reference:
             return self.forward_reference(x)
         # Autocast off: the map-sized work runs in x's dtype (bf16/fp16 under mixed precision) and
-        # the C-vector work in float32 (or float64), cast explicitly. Left to autocast, a float32 gate meets a
-        # bf16 map in a mixed-dtype multiply, an order of magnitude slower on CPU.
+        # the C-vector work in float32 (or float64), cast explicitly. Left to autocast, a float32
+        # gate meets a bf16 map in a mixed-dtype multiply, an order of magnitude slower on CPU.
         with _autocast_off(x.device.type):
             if (self.variant, self.layout) == ("official", "sequential"):
                 return self._forward_official_sequential(x)
