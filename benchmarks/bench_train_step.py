@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pose.engine.distributed import resolve_amp
+from pose.engine.distributed import amp_autocast, resolve_amp
 from pose.engine.loss import JointsMSELoss
 from pose.engine.trainer import build_optimizer
 from pose.models import PolarizedSelfAttention, count_params, create_model
@@ -80,9 +80,8 @@ def _make_row(name: str, args, device: torch.device, *, psa: str, amp: str, refe
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    optimizer = build_optimizer(model, name="adam", lr=1e-3)
-    if not fused:
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=False, foreach=False)
+    optimizer = (build_optimizer(model, name="adam", lr=1e-3) if fused
+                 else torch.optim.Adam(model.parameters(), lr=1e-3, fused=False, foreach=False))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     return Row(name, model, optimizer, amp, channels_last, scaler, [])
 
@@ -90,8 +89,7 @@ def _make_row(name: str, args, device: torch.device, *, psa: str, amp: str, refe
 def _step(row: Row, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
           criterion: torch.nn.Module) -> None:
     x = images.contiguous(memory_format=torch.channels_last) if row.channels_last else images
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(row.amp)
-    with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
+    with amp_autocast(images.device, row.amp):
         out = row.model(x)
     loss = criterion(out, target, weight)
     row.optimizer.zero_grad(set_to_none=True)

@@ -13,6 +13,7 @@ A failing rank must not leave the others waiting. Three mechanisms together:
 * :func:`describe_failure` prefixes the error a rank raises with its rank, so the log names it.
 """
 
+import contextlib
 import datetime
 import os
 
@@ -22,7 +23,11 @@ import torch.distributed as dist
 DEFAULT_TIMEOUT_S = 600.0
 
 __all__ = ["all_mean", "any_rank", "barrier", "cleanup", "describe_failure", "flags_any", "flags_by_rank",
-           "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "resolve_amp", "world_size"]
+           "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "resolve_amp", "amp_autocast",
+           "world_size"]
+
+# Resolved train.amp values and their autocast dtypes.
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _resolve(device: str | torch.device) -> torch.device:
@@ -54,6 +59,14 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "none"
     return "bf16" if device.type == "cpu" and _cpu_has_bf16_units() else "none"
+
+
+def amp_autocast(device: torch.device, amp: str):
+    """The autocast context for a resolved ``train.amp`` ('none': a no-op context)."""
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"unknown amp {amp!r}; valid: {', '.join(AMP_DTYPES)}")
+    dtype = AMP_DTYPES[amp]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def init_distributed(device: str | torch.device = "auto",

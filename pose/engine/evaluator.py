@@ -16,7 +16,6 @@ Under ``torch.distributed`` each rank infers the shard ``indices rank::world``; 
 predictions, post-processes, writes and evaluates, and the stats are broadcast to every rank.
 """
 
-import contextlib
 import logging
 import os
 import time
@@ -31,12 +30,11 @@ from torch.utils.data import DataLoader, Subset
 from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
+from pose.engine.distributed import amp_autocast
 from pose.engine.nms import nms_per_image
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
 
 logger = logging.getLogger(__name__)
-
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 __all__ = ["Predictions", "STAT_NAMES", "evaluate", "format_stats_table", "postprocess", "rescore",
            "results_paths", "run_inference"]
@@ -111,15 +109,12 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     (B, K, h, w) are decoded with ``codec.decode(refine=refine)`` and mapped to image px with
     ``codec.to_image`` and the batch's ``center``/``scale``. The model's train/eval mode is restored.
     """
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"unknown amp {amp!r}; valid: {', '.join(AMP_DTYPES)}")
     device = torch.device(device)
+    autocast = amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
     model = _unwrap(model)
     was_training = model.training
     model.eval()
     parts: list[Predictions] = []
-    autocast = (torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp]) if AMP_DTYPES[amp] is not None
-                else contextlib.nullcontext())
     try:
         with torch.inference_mode(), autocast:
             for batch in loader:

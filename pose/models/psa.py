@@ -115,8 +115,8 @@ class PolarizedSelfAttention(nn.Module):
         with _autocast_off(x.device.type):
             if (self.variant, self.layout) == ("official", "sequential"):
                 return self._forward_official_sequential(x)
-            names, params = zip(*[(k, p) for k, p in self.named_parameters() if k != "conv_q_right.weight"])
             if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
+                names, params = zip(*[(k, p) for k, p in self.named_parameters() if k != "conv_q_right.weight"])
                 return _FastPsa.apply(x, self, names, self.conv_q_right.weight, *params)
             return _fast_forward(self, x)[0]
 
@@ -126,9 +126,7 @@ class PolarizedSelfAttention(nn.Module):
         weights (y = x * A_ch is never formed)."""
         n, c, h, w = x.shape
         pix = _Pixels(x)
-        wq = self._w(self.conv_q_right).to(pix.vector_dtype)
-        s = torch.softmax(pix.project(wq.expand(n, 1, c)), dim=2)  # (N, 1, HW)
-        pooled = pix.pool(torch.cat([s, s.new_full(s.shape, 1.0 / (h * w))], dim=1))  # (N, 2, C): z, GAP
+        _, pooled = _query_pool(pix, self._w(self.conv_q_right))
         conv_a, norm, _, conv_b = self.conv_up
         u = F.linear(F.linear(pooled[:, 0], self._w(self.conv_v_right)), self._w(conv_a), conv_a.bias)
         u = F.layer_norm(u, (conv_a.out_channels,), norm.weight.view(-1), norm.bias.view(-1), norm.eps)
@@ -327,11 +325,9 @@ class _FastPsa(torch.autograd.Function):
 def _fast_forward(module: PolarizedSelfAttention, x: torch.Tensor):
     """The forward of :class:`_FastPsa` (also run alone where no gradient is needed): the output
     and the tensors its backward needs."""
-    n, c, h, w = x.shape
     pix = _Pixels(x)
-    wq_row = module.conv_q_right.weight.detach().to(pix.vector_dtype).view(1, 1, c)
-    s = torch.softmax(pix.project(wq_row.expand(n, 1, c)), dim=2)  # (N, 1, HW)
-    pooled = pix.pool(torch.cat([s, s.new_full(s.shape, 1.0 / (h * w))], dim=1))  # (N, 2, C): z, GAP
+    wq_row = module._w(module.conv_q_right).detach().to(pix.vector_dtype).unsqueeze(0)  # (1, 1, C)
+    s, pooled = _query_pool(pix, wq_row)
     a_ch, e, head = _head_forward(module, pooled[:, 0], pooled[:, 1])
     r1 = pix.project(e.unsqueeze(1))  # (N, 1, HW)
     soft_r1 = torch.softmax(r1, dim=2) if module.variant == "official" else r1
@@ -339,6 +335,15 @@ def _fast_forward(module: PolarizedSelfAttention, x: torch.Tensor):
     combine = torch.add if module.layout == "parallel" else torch.mul
     gate = combine(pix.channel_vector(a_ch), pix.pixel_vector(a_sp[:, 0]))
     return pix.to_map(pix.m * gate), (wq_row, gate, s, a_sp, soft_r1, *head)
+
+
+def _query_pool(pix: _Pixels, wq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The channel branch's query and both poolings, two reads of the map: s = softmax_HW(W_q x_p)
+    (N, 1, HW), then z = sum_p s_p x_p and GAP(x) from one two-row product, (N, 2, C). ``wq``: the
+    (1, C) or (1, 1, C) query weights."""
+    n, c, h, w = pix.shape
+    s = torch.softmax(pix.project(wq.to(pix.vector_dtype).view(1, 1, c).expand(n, 1, c)), dim=2)
+    return s, pix.pool(torch.cat([s, s.new_full(s.shape, 1.0 / (h * w))], dim=1))
 
 
 # Indices into the saved head tensors (see _head_forward).
