@@ -556,7 +556,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 record.update(stats)
                 record["val_time_s"] = round(time.perf_counter() - t1, 3)
                 ap = stats.get("AP")
-                if ap is not None and ap > state.best_ap:
+                if ap is not None and ap >= state.best_ap:  # official: a tie moves the best to the later epoch
                     state.best_ap, state.best_epoch = float(ap), epoch + 1
                     if is_main:
                         _save_best(model, cfg, out, epoch + 1, float(ap))
