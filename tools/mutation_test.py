@@ -33,7 +33,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
                            "tests/test_defaults_official.py"),
     "pose/engine/evaluator.py": ("tests/test_eval_evaluator.py", "tests/test_eval_wiring.py",
                                  "tests/test_defaults_official.py"),
-    "pose/engine/loss.py": ("tests/test_train_loss.py",),
+    "pose/engine/loss.py": ("tests/test_train_loss.py", "tests/test_train_loss_options.py"),
     "pose/engine/checkpoint.py": ("tests/test_train_checkpoint.py", "tests/test_atomic_fsync.py"),
     "pose/engine/trainer.py": ("tests/test_train_loop.py", "tests/test_train_resume_midepoch.py"),
     "pose/models/psa.py": ("tests/test_models_psa.py", "tests/test_models_golden.py"),
