@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from pose.config import Config
+from pose.engine.runtime import resolve_device
 
 
 @dataclass
@@ -104,7 +105,7 @@ class Predictor:
         codec: heatmap codec (``pose.data.codecs``): crop_matrix, decode, to_image, flip_back.
         input_size: network input (width, height).
         color_rgb, mean, std, padding, pixel_std: as ``cfg.data`` (the dataset's preprocessing).
-        device: torch device for the network ('cpu', 'cuda', 'cuda:1', ...).
+        device: torch device for the network ('cpu', 'cuda', 'cuda:1', ...; 'auto': CUDA when available).
         flip_test: also run the mirrored crops and average (official flip test).
         shift_heatmap: shift the flipped heatmaps one pixel right (official; gaussian codec).
         refine: decoding refinement ('default', 'dark', 'none').
@@ -116,7 +117,7 @@ class Predictor:
                  std: Sequence[float] = (0.229, 0.224, 0.225), padding: float = 1.25,
                  pixel_std: float = 200.0, device: str | torch.device = "cpu", flip_test: bool = True,
                  shift_heatmap: bool = True, refine: str = "default", max_batch: int = 64) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.codec = codec
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -153,8 +154,6 @@ class Predictor:
             if not path.is_file():
                 raise FileNotFoundError(f"weights file not found: {path}")
             load_weights(model, path, strict=True)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         return cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
                    color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
                    padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,

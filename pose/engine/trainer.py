@@ -53,7 +53,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from pose.config import Config, ConfigError, config_diff, from_dict, save_config, to_dict
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.engine import checkpoint as ckpt_io
-from pose.engine import distributed as dist_utils
+from pose.engine import runtime
 from pose.engine.checkpoint import CheckpointError
 from pose.engine.curves import plot_training_curves
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
@@ -325,7 +325,7 @@ def _params_finite(model: nn.Module) -> bool:
     return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
 
 
-def _output_heatmaps(output) -> list[torch.Tensor]:
+def _supervised_outputs(output) -> list[torch.Tensor]:
     return list(output) if isinstance(output, (list, tuple)) else [output]
 
 
@@ -340,7 +340,7 @@ def train(cfg: Config, *, resume: str | os.PathLike | None = None,
     'resumed_from', 'final_loss'}. Raises :class:`TrainingInterrupted` on SIGTERM/SIGINT (after
     saving), :class:`TrainingError`, :class:`ResumeConfigError`, :class:`CheckpointError`.
     """
-    device, rank, world = dist_utils.init_distributed(cfg.device)
+    device, rank, world = runtime.init_distributed(cfg.device)
     is_main = rank == 0
     out = Path(cfg.output_dir)
     try:
@@ -355,7 +355,7 @@ def train(cfg: Config, *, resume: str | os.PathLike | None = None,
         raise
     except BaseException as exc:
         if world > 1:
-            logger.error("%s", dist_utils.describe_failure(exc))
+            logger.error("%s", runtime.describe_failure(exc))
         raise
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
@@ -370,7 +370,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
 
     t = cfg.train
     is_main = rank == 0
-    amp = dist_utils.resolve_amp(t.amp, device)
+    amp = runtime.resolve_amp(t.amp, device)
     if t.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -462,7 +462,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     def interrupt(signum: int) -> TrainingInterrupted:
         if is_main:
             ckpt_io.save_checkpoint(snapshot(), ckpt_path)
-        dist_utils.barrier()
+        runtime.barrier()
         exc = TrainingInterrupted(signum, ckpt_path, state.epoch, state.iteration)
         logger.warning("=> %s", exc)
         return exc
@@ -473,7 +473,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     with _StopRequest() as stop, _workers_shut_down_at_exit(loader):
         while state.epoch < t.epochs:
             epoch = state.epoch
-            if dist_utils.any_rank(bool(stop.signum)):
+            if runtime.any_rank(bool(stop.signum)):
                 raise interrupt(stop.signum or signal.SIGTERM)
             if t.lr_step_timing == "epoch_start" and state.iteration == 0:
                 _step_scheduler(scheduler)  # official order: before the epoch
@@ -502,10 +502,10 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                         images = images.contiguous(memory_format=torch.channels_last)
                     target = batch["target"].to(device, non_blocking=True)
                     weight = batch["target_weight"].to(device, non_blocking=True)
-                    with dist_utils.amp_autocast(device, amp):
-                        outputs = _output_heatmaps(net(images))
+                    with runtime.amp_autocast(device, amp):
+                        outputs = _supervised_outputs(net(images))
                     loss = sum(criterion(o, target, weight) for o in outputs)
-                    flags = dist_utils.flags_by_rank(not bool(torch.isfinite(loss)), bool(stop.signum))
+                    flags = runtime.flags_by_rank(not bool(torch.isfinite(loss)), bool(stop.signum))
                     bad_ranks = [r for r, f in enumerate(flags) if f[0]]
                     if bad_ranks:
                         on = f" on rank {', '.join(map(str, bad_ranks))}" if world > 1 else ""
@@ -544,7 +544,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 del batches  # the workers persist from epoch to epoch (see _workers_shut_down_at_exit)
             progress.close()
             train_time = time.perf_counter() - t0
-            epoch_loss = dist_utils.all_mean(state.loss_sum / max(state.loss_count, 1))
+            epoch_loss = runtime.all_mean(state.loss_sum / max(state.loss_count, 1))
             if t.lr_step_timing == "epoch_end":
                 _step_scheduler(scheduler)
             state.epoch, state.iteration, state.loss_sum, state.loss_count = epoch + 1, 0, 0.0, 0
@@ -572,11 +572,11 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     if is_main and state.best_epoch == 0 and not (out / ckpt_io.BEST_NAME).exists():
         # No AP (a split without keypoint ground truth): the last weights stand in for the best.
         _save_best(model, cfg, out, state.epoch, None)
-    dist_utils.barrier()
+    runtime.barrier()
     summary = {"best_ap": state.best_ap, "best_epoch": state.best_epoch, "epochs": state.epoch, "stats": stats,
                "history": state.history, "output_dir": str(out), "resumed_from": resumed_from,
                "final_loss": state.history[-1]["loss"] if state.history else None}
-    dist_utils.cleanup()
+    runtime.cleanup()
     return summary
 
 
