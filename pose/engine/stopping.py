@@ -9,13 +9,15 @@ agrees to stop, rank 0 saves ``checkpoint.pth`` and :class:`TrainingInterrupted`
 import contextlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 from torch.utils.data import DataLoader
 
 logger = logging.getLogger("pose.train")
 
-__all__ = ["StopRequest", "TrainingError", "TrainingInterrupted", "loader_error_text", "workers_shut_down_at_exit"]
+__all__ = ["StopRequest", "TrainingError", "TrainingInterrupted", "dead_workers", "loader_error_text",
+           "workers_shut_down_at_exit"]
 
 
 class TrainingError(RuntimeError):
@@ -91,3 +93,16 @@ def loader_error_text(exc: BaseException) -> str:
     name = type(exc).__name__
     message = last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last
     return f"{message} ({head.removeprefix('Caught ').rstrip('.')})"
+
+
+def dead_workers(batches, *, wait_s: float = 2.0) -> list[int]:
+    """The pids of the DataLoader iterator's workers that died, waiting up to ``wait_s`` for a death
+    to show. A killed worker's pipe closes before its process can be reaped, so PyTorch may see
+    the closed pipe first (an EOFError without text) while the worker still looks alive."""
+    workers = getattr(batches, "_workers", None) or []
+    deadline = time.monotonic() + wait_s
+    while True:
+        dead = [w.pid for w in workers if not w.is_alive()]
+        if dead or not workers or time.monotonic() >= deadline:
+            return dead
+        time.sleep(0.02)

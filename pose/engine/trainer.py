@@ -64,6 +64,7 @@ from pose.engine.stopping import (
     StopRequest,
     TrainingError,
     TrainingInterrupted,
+    dead_workers,
     loader_error_text,
     workers_shut_down_at_exit,
 )
@@ -222,7 +223,13 @@ def _next_batch(run: Run, batches, stop: StopRequest, where: str) -> dict[str, t
     except Exception as exc:
         if stop.signum:  # a worker killed by the same signal: stop cleanly all the same
             raise _interrupt(run, stop.signum) from None
-        raise TrainingError(f"data loading failed at {where}: {loader_error_text(exc)}") from exc
+        text = loader_error_text(exc)
+        if "DataLoader worker" not in str(exc):  # not a worker's own error: did one die?
+            dead = dead_workers(batches)
+            if dead:
+                text = f"DataLoader worker (pid(s) {', '.join(map(str, dead))}) exited unexpectedly " \
+                       f"({type(exc).__name__}{': ' + text if text else ''})"
+        raise TrainingError(f"data loading failed at {where}: {text}") from exc
 
 
 def _train_step(run: Run, batch: dict[str, torch.Tensor], stop: StopRequest, where: str) -> tuple[float, int, bool]:
