@@ -1,55 +1,372 @@
-"""COCO keypoint metadata shared by the data, evaluation and drawing code."""
+"""Keypoint sets: what a dataset's joints are, as data.
+
+A :class:`KeypointSet` holds everything the data, evaluation and drawing code need to know about
+the joints: names, skeleton, flip pairs, OKS sigmas, the upper-body joints (half-body
+augmentation), per-joint loss weights and the side of each joint (drawing colours). Nothing else
+in the package should assume a number of joints or their names; it takes a set.
+
+Built-in sets (:data:`BUILTIN_SETS`): ``coco`` (17 joints, the official values), ``mpii`` (16, the
+official HRNet/SimpleBaseline loader's order) and ``crowdpose`` (14). A COCO-format dataset of
+other keypoints declares them in its category (``keypoints`` names, 1-based ``skeleton``);
+:func:`from_category` turns that into a set: names equal to a built-in set's take its values,
+otherwise flip pairs and sides are derived from left/right names and the sigmas take
+:data:`DEFAULT_SIGMA`.
+"""
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+logger = logging.getLogger("pose.keypoints")
+
+SIDES = ("left", "right", "centre")
+
+# OKS sigma for joints of a set without established sigmas: the mean of COCO's 17 sigmas. A
+# guess: AP computed with it ranks models on that set but is not comparable with other sets.
+DEFAULT_SIGMA = 0.067
+
+
+class KeypointSetError(ValueError):
+    """A keypoint set (from a config, an annotation file or a checkpoint) is invalid; the message
+    names the source and the field."""
+
+
+@dataclass(frozen=True)
+class KeypointSet:
+    """Joints of a dataset. Indices are 0-based joint indices into ``names``.
+
+    Attributes:
+        name: a short label ('coco', 'mpii', 'crowdpose', or the dataset's category name).
+        names: joint names, in the order of the annotation arrays and heatmap channels.
+        skeleton: limbs as joint index pairs (0-based; COCO files store them 1-based).
+        flip_pairs: joints swapped by a horizontal flip (each joint in at most one pair).
+        sigmas: per-joint OKS sigmas, in pycocotools' units (COCO's nose is 0.026).
+        upper_body: joints of the upper body for half-body augmentation (empty: the augmentation
+            is not used for this set).
+        joint_weights: per-joint loss weights (the official COCO values for ``coco``).
+        sides: 'left', 'right' or 'centre' per joint (drawing colours).
+    """
+
+    name: str
+    names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...] = ()
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    sigmas: tuple[float, ...] = ()
+    upper_body: tuple[int, ...] = ()
+    joint_weights: tuple[float, ...] = ()
+    sides: tuple[str, ...] = ()
+    source: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        k = len(self.names)
+        # Empty optional fields take their defaults; then everything is validated.
+        if not self.sigmas:
+            object.__setattr__(self, "sigmas", (DEFAULT_SIGMA,) * k)
+        if not self.joint_weights:
+            object.__setattr__(self, "joint_weights", (1.0,) * k)
+        if not self.sides:
+            object.__setattr__(self, "sides", derive_sides(self.names))
+        _validate(self)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.names)
+
+    @property
+    def flip_index(self) -> tuple[int, ...]:
+        """``flip_index[k]`` is the joint that k becomes after a horizontal flip."""
+        swap = {**dict(self.flip_pairs), **{b: a for a, b in self.flip_pairs}}
+        return tuple(swap.get(k, k) for k in range(self.num_joints))
+
+    @property
+    def lower_body(self) -> tuple[int, ...]:
+        upper = set(self.upper_body)
+        return tuple(k for k in range(self.num_joints) if k not in upper) if upper else ()
+
+    @property
+    def oks_sigmas(self) -> np.ndarray:
+        """Sigmas as a float64 array (pycocotools' ``params.kpt_oks_sigmas``)."""
+        return np.asarray(self.sigmas, dtype=np.float64)
+
+    def joint_side(self, k: int) -> str:
+        return self.sides[k]
+
+    def limb_side(self, a: int, b: int) -> str:
+        """The side of a limb: its joints' side when they agree, else 'centre'."""
+        return self.sides[a] if self.sides[a] == self.sides[b] else "centre"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers (for config.yaml, checkpoints and JSON)."""
+        return {"name": self.name, "names": list(self.names),
+                "skeleton": [list(p) for p in self.skeleton],
+                "flip_pairs": [list(p) for p in self.flip_pairs],
+                "sigmas": list(self.sigmas), "upper_body": list(self.upper_body),
+                "joint_weights": list(self.joint_weights), "sides": list(self.sides)}
+
+    def coco_category(self, category_id: int = 1, supercategory: str | None = None) -> dict:
+        """The COCO category entry of this set (names and 1-based skeleton)."""
+        return {"supercategory": supercategory or self.name, "id": category_id, "name": self.name,
+                "keypoints": list(self.names), "skeleton": [[a + 1, b + 1] for a, b in self.skeleton]}
+
+
+def from_dict(tree: Mapping[str, Any], source: str = "keypoint set") -> KeypointSet:
+    """Rebuild a set from :meth:`KeypointSet.to_dict` output (or a config section), validating it."""
+    if not isinstance(tree, Mapping):
+        raise KeypointSetError(f"{source}: a keypoint set must be a mapping, got {type(tree).__name__}")
+    known = {"name", "names", "skeleton", "flip_pairs", "sigmas", "upper_body", "joint_weights", "sides"}
+    unknown = sorted(set(tree) - known)
+    if unknown:
+        raise KeypointSetError(f"{source}: unknown keypoint-set field {unknown[0]!r} "
+                               f"(valid: {', '.join(sorted(known))})")
+    if "names" not in tree:
+        raise KeypointSetError(f"{source}: keypoint set has no 'names'")
+    try:
+        return KeypointSet(
+            name=str(tree.get("name", "keypoints")),
+            names=_str_tuple(tree["names"], source, "names"),
+            skeleton=_pair_tuple(tree.get("skeleton", ()), source, "skeleton"),
+            flip_pairs=_pair_tuple(tree.get("flip_pairs", ()), source, "flip_pairs"),
+            sigmas=_float_tuple(tree.get("sigmas", ()), source, "sigmas"),
+            upper_body=_int_tuple(tree.get("upper_body", ()), source, "upper_body"),
+            joint_weights=_float_tuple(tree.get("joint_weights", ()), source, "joint_weights"),
+            sides=_str_tuple(tree.get("sides", ()), source, "sides"),
+            source=source)
+    except KeypointSetError as exc:
+        raise KeypointSetError(str(exc) if str(exc).startswith(source) else f"{source}: {exc}") from None
+
+
+def builtin(name: str) -> KeypointSet:
+    """A built-in set by name ('coco', 'mpii', 'crowdpose')."""
+    try:
+        return BUILTIN_SETS[name]
+    except KeyError:
+        raise KeypointSetError(f"unknown keypoint set {name!r} (built-in: {', '.join(BUILTIN_SETS)})") from None
+
+
+def builtin_for_names(names: Sequence[str]) -> KeypointSet | None:
+    """The built-in set whose joint names equal ``names`` (same order), or None."""
+    for kset in BUILTIN_SETS.values():
+        if tuple(names) == kset.names:
+            return kset
+    return None
+
+
+def from_category(category: Mapping[str, Any], source: str) -> KeypointSet:
+    """The set a COCO category declares (``keypoints`` names, 1-based ``skeleton``).
+
+    Names equal to a built-in set's give that set (its official sigmas, flip pairs and weights).
+    Otherwise flip pairs and sides come from left/right names (:func:`derive_flip_pairs`), the
+    skeleton from the category, the sigmas are :data:`DEFAULT_SIGMA` (one warning says how to set
+    them) and there is no upper body (no half-body augmentation).
+    """
+    where = f"{source}: category {category.get('id', '?')!r}"
+    names = category.get("keypoints")
+    if not isinstance(names, list) or not names:
+        raise KeypointSetError(f"{where}: 'keypoints' must be a non-empty list of joint names")
+    names = _str_tuple(names, where, "keypoints")
+    known = builtin_for_names(names)
+    if known is not None:
+        return replace(known, source=source)
+    raw_skeleton = category.get("skeleton", [])
+    skeleton = _pair_tuple(raw_skeleton, where, "skeleton")
+    for i, (a, b) in enumerate(skeleton):
+        if not (1 <= a <= len(names) and 1 <= b <= len(names)):
+            raise KeypointSetError(f"{where}: skeleton[{i}] = [{a}, {b}] is out of range: COCO skeletons "
+                                   f"are 1-based joint indices in 1..{len(names)}")
+    logger.warning("%s: keypoints %s are not a built-in set; their OKS sigmas default to %.3f each "
+                   "(AP is then only comparable within this dataset). Give the real ones with "
+                   "data.keypoints.sigmas=[...] (one per joint).", where, list(names), DEFAULT_SIGMA)
+    return KeypointSet(name=str(category.get("name", "keypoints")), names=names,
+                       skeleton=tuple((a - 1, b - 1) for a, b in skeleton),
+                       flip_pairs=derive_flip_pairs(names), source=source)
+
+
+# Left/right name forms recognised by derive_flip_pairs, each as (pattern, side, form): left_x /
+# right_x, l_x / r_x, x_left / x_right, x_l / x_r (any case; '_', '-', '.' or ' ' as separator).
+# A name takes the first form it matches; pairs need the same form and the same stem.
+_SEP = r"[_\-. ]"
+_SIDE_FORMS = (
+    (rf"^left{_SEP}?(?P<stem>.+)$", "left", "prefix"), (rf"^right{_SEP}?(?P<stem>.+)$", "right", "prefix"),
+    (rf"^l{_SEP}(?P<stem>.+)$", "left", "short-prefix"), (rf"^r{_SEP}(?P<stem>.+)$", "right", "short-prefix"),
+    (rf"^(?P<stem>.+?){_SEP}?left$", "left", "suffix"), (rf"^(?P<stem>.+?){_SEP}?right$", "right", "suffix"),
+    (rf"^(?P<stem>.+?){_SEP}l$", "left", "short-suffix"), (rf"^(?P<stem>.+?){_SEP}r$", "right", "short-suffix"),
 )
-NUM_KEYPOINTS = len(KEYPOINT_NAMES)
 
-# Left/right pairs swapped by a horizontal flip.
-FLIP_PAIRS: tuple[tuple[int, int], ...] = (
-    (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
-# flip_index[k] is the joint that k becomes after a horizontal flip.
-_SWAP = {**dict(FLIP_PAIRS), **{b: a for a, b in FLIP_PAIRS}}
-FLIP_INDEX: tuple[int, ...] = tuple(_SWAP.get(k, k) for k in range(NUM_KEYPOINTS))
+def _side_and_stem(name: str) -> tuple[str, str] | None:
+    """('left' | 'right', form and normalised stem) when the name carries a side, else None."""
+    for pattern, side, form in _SIDE_FORMS:
+        m = re.match(pattern, name.lower())
+        if m:
+            return side, form + ":" + re.sub(_SEP, "_", m.group("stem"))
+    return None
 
-# Joints of the upper body (half-body augmentation); the rest are the lower body.
-UPPER_BODY_IDS: tuple[int, ...] = tuple(range(11))
-LOWER_BODY_IDS: tuple[int, ...] = tuple(range(11, NUM_KEYPOINTS))
 
-# Limbs as 0-based joint pairs (COCO's 'skeleton' is the same list, 1-based).
-SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+def derive_sides(names: Sequence[str]) -> tuple[str, ...]:
+    """'left' / 'right' for names in a left/right form (see :func:`derive_flip_pairs`), else 'centre'."""
+    return tuple((_side_and_stem(n) or ("centre", ""))[0] for n in names)
 
-# Per-keypoint OKS sigmas of the COCO evaluation (pycocotools' values).
-OKS_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
-                       1.07, 1.07, .87, .87, .89, .89], dtype=np.float64) / 10.0
 
-# The official per-joint loss weights (USE_DIFFERENT_JOINTS_WEIGHT).
-JOINT_WEIGHTS: tuple[float, ...] = (
-    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5)
+def derive_flip_pairs(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """Flip pairs from left/right names: ``left_x``/``right_x``, ``l_x``/``r_x``, ``x_l``/``x_r`` and
+    ``x_left``/``x_right`` pair when their stems match; a side without its partner stays unpaired."""
+    lefts: dict[str, int] = {}
+    rights: dict[str, int] = {}
+    for k, name in enumerate(names):
+        found = _side_and_stem(name)
+        if found:
+            (lefts if found[0] == "left" else rights).setdefault(found[1], k)
+    return tuple(sorted((lefts[s], rights[s]) for s in lefts.keys() & rights.keys()))
+
+
+def _validate(kset: KeypointSet) -> None:
+    where = kset.source or f"keypoint set {kset.name!r}"
+    k = len(kset.names)
+    if k == 0:
+        raise KeypointSetError(f"{where}: 'names' is empty")
+    if len(set(kset.names)) != k:
+        dup = next(n for n in kset.names if kset.names.count(n) > 1)
+        raise KeypointSetError(f"{where}: joint name {dup!r} appears twice in 'names'")
+    for i, (a, b) in enumerate(kset.skeleton):
+        if not (0 <= a < k and 0 <= b < k) or a == b:
+            raise KeypointSetError(f"{where}: skeleton[{i}] = ({a}, {b}) is not a pair of two joints in 0..{k - 1}")
+    seen: set[int] = set()
+    for i, (a, b) in enumerate(kset.flip_pairs):
+        if not (0 <= a < k and 0 <= b < k):
+            raise KeypointSetError(f"{where}: flip_pairs[{i}] = ({a}, {b}) names a joint outside 0..{k - 1}")
+        for j in (a, b):
+            if j in seen or a == b:
+                raise KeypointSetError(f"{where}: flip_pairs[{i}] uses joint {j} ({kset.names[j]!r}) twice")
+            seen.add(j)
+    if len(kset.sigmas) != k:
+        raise KeypointSetError(f"{where}: 'sigmas' has {len(kset.sigmas)} values for {k} joints")
+    bad = [s for s in kset.sigmas if not (math.isfinite(s) and s > 0)]
+    if bad:
+        raise KeypointSetError(f"{where}: 'sigmas' must be positive finite numbers, got {bad[0]!r}")
+    if len(kset.joint_weights) != k:
+        raise KeypointSetError(f"{where}: 'joint_weights' has {len(kset.joint_weights)} values for {k} joints")
+    bad = [w for w in kset.joint_weights if not (math.isfinite(w) and w >= 0)]
+    if bad:
+        raise KeypointSetError(f"{where}: 'joint_weights' must be finite and >= 0, got {bad[0]!r}")
+    if len(set(kset.upper_body)) != len(kset.upper_body) or any(not 0 <= j < k for j in kset.upper_body):
+        raise KeypointSetError(f"{where}: 'upper_body' must be distinct joint indices in 0..{k - 1}, "
+                               f"got {list(kset.upper_body)}")
+    if len(kset.sides) != k or any(s not in SIDES for s in kset.sides):
+        raise KeypointSetError(f"{where}: 'sides' must give one of {', '.join(SIDES)} for each of {k} joints")
+
+
+def _seq(value: Any, source: str, field_name: str) -> Sequence:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise KeypointSetError(f"{source}: {field_name!r} must be a list, got {value!r}")
+    return value
+
+
+def _str_tuple(value: Any, source: str, field_name: str) -> tuple[str, ...]:
+    items = _seq(value, source, field_name)
+    for i, v in enumerate(items):
+        if not isinstance(v, str) or not v:
+            raise KeypointSetError(f"{source}: {field_name}[{i}] must be a non-empty string, got {v!r}")
+    return tuple(items)
+
+
+def _int_tuple(value: Any, source: str, field_name: str) -> tuple[int, ...]:
+    items = _seq(value, source, field_name)
+    for i, v in enumerate(items):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise KeypointSetError(f"{source}: {field_name}[{i}] must be an integer, got {v!r}")
+    return tuple(int(v) for v in items)
+
+
+def _float_tuple(value: Any, source: str, field_name: str) -> tuple[float, ...]:
+    items = _seq(value, source, field_name)
+    for i, v in enumerate(items):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+            raise KeypointSetError(f"{source}: {field_name}[{i}] must be a number, got {v!r}")
+    return tuple(float(v) for v in items)
+
+
+def _pair_tuple(value: Any, source: str, field_name: str) -> tuple[tuple[int, int], ...]:
+    items = _seq(value, source, field_name)
+    out = []
+    for i, pair in enumerate(items):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise KeypointSetError(f"{source}: {field_name}[{i}] must be a pair of joint indices, got {pair!r}")
+        out.append(_int_tuple(pair, source, f"{field_name}[{i}]"))
+    return tuple((a, b) for a, b in out)
+
+
+COCO17 = KeypointSet(
+    name="coco",
+    names=("nose", "left_eye", "right_eye", "left_ear", "right_ear",
+           "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+           "left_wrist", "right_wrist", "left_hip", "right_hip",
+           "left_knee", "right_knee", "left_ankle", "right_ankle"),
+    # COCO's 'skeleton' (1-based in the annotation files).
+    skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+              (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    # pycocotools' keypoint sigmas.
+    sigmas=(.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062,
+            .107, .107, .087, .087, .089, .089),
+    upper_body=tuple(range(11)),
+    # The official USE_DIFFERENT_JOINTS_WEIGHT values.
+    joint_weights=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5),
+)
+
+MPII16 = KeypointSet(
+    name="mpii",
+    # The official HRNet/SimpleBaseline MPII order.
+    names=("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+           "pelvis", "thorax", "upper_neck", "head_top", "right_wrist", "right_elbow",
+           "right_shoulder", "left_shoulder", "left_elbow", "left_wrist"),
+    skeleton=((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
+              (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14, 15)),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    # mmpose's MPII sigmas (adapted from COCO's); MPII itself is evaluated with PCKh.
+    sigmas=(.089, .083, .107, .107, .083, .089, .026, .026, .026, .026, .062, .072, .179, .179, .072, .062),
+    upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
+)
+
+CROWDPOSE14 = KeypointSet(
+    name="crowdpose",
+    names=("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+           "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck"),
+    skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (13, 7), (13, 6),
+              (7, 9), (9, 11), (6, 8), (8, 10)),
+    flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+    sigmas=(.079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089, .079, .079),
+    upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
+)
+
+BUILTIN_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16, CROWDPOSE14)}
+
+# COCO-17 as module constants, for code not yet given a set.
+KEYPOINT_NAMES = COCO17.names
+NUM_KEYPOINTS = COCO17.num_joints
+FLIP_PAIRS = COCO17.flip_pairs
+FLIP_INDEX = COCO17.flip_index
+UPPER_BODY_IDS = COCO17.upper_body
+LOWER_BODY_IDS = COCO17.lower_body
+SKELETON = COCO17.skeleton
+OKS_SIGMAS = COCO17.oks_sigmas
+JOINT_WEIGHTS = COCO17.joint_weights
 
 
 def joint_side(k: int) -> str:
-    """'left', 'right' or 'centre' for joint index k (for colours)."""
-    name = KEYPOINT_NAMES[k]
-    return "left" if name.startswith("left") else "right" if name.startswith("right") else "centre"
+    """'left', 'right' or 'centre' for COCO joint index k (for colours)."""
+    return COCO17.joint_side(k)
 
 
 def limb_side(a: int, b: int) -> str:
-    """'left', 'right' or 'centre' for the limb between joints a and b."""
-    sides = {joint_side(a), joint_side(b)}
-    return sides.pop() if len(sides) == 1 else "centre"
+    """'left', 'right' or 'centre' for the limb between COCO joints a and b."""
+    return COCO17.limb_side(a, b)
 
 
 def coco_person_category() -> dict:
     """The COCO 'person' category entry with keypoint names and 1-based skeleton."""
-    return {"supercategory": "person", "id": 1, "name": "person",
-            "keypoints": list(KEYPOINT_NAMES),
-            "skeleton": [[a + 1, b + 1] for a, b in SKELETON]}
+    return COCO17.coco_category(category_id=1, supercategory="person") | {"name": "person"}

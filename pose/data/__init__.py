@@ -6,8 +6,9 @@
 from pathlib import Path
 
 from pose.config import Config
-from pose.data.coco import CocoKeypoints, DatasetError
+from pose.data.coco import CocoKeypoints
 from pose.data.codecs import build_codec, build_codec_from_config
+from pose.data.json_io import DatasetError
 
 SPLITS = ("train", "val")
 

@@ -20,7 +20,6 @@ from pose.data import build_dataset
 from pose.engine import runtime
 from pose.engine.evaluator import evaluate, results_paths
 from pose.models import build_model, load_weights
-from pose.predictor import without_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     """
     path = resolve_weights(cfg, weights)
     dev, rank, _ = runtime.init_distributed(device or cfg.device)
-    model = build_model(without_pretrained(cfg), verbose=False)
+    model = build_model(cfg, pretrained=False, verbose=False)
     report = load_weights(model, path, strict=True)
     if verbose and rank == 0:
         print(f"=> weights {path}: {report}")
