@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from pose.models import ARCHS, HRNET_SPECS, RESNET_SPECS, create_model
-from pose.models import factories
+from pose.models import ARCHS, HRNET_SPECS, RESNET_SPECS, create_model, factories
 
 
 def test_one_factory_per_spec():

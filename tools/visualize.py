@@ -37,7 +37,7 @@ from pose.data.json_io import load_json
 from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
 from pose.engine.results_io import check_results
 from pose.keypoints import NUM_KEYPOINTS
-from pose.predictor import DetectionBoxes, Predictor, parse_box
+from pose.predictor import BACKENDS, DetectionBoxes, Predictor, parse_box
 
 
 class UserError(Exception):
@@ -74,7 +74,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="run a network on images or a video and draw the predictions")
     p.add_argument("--cfg", required=True, help="experiment YAML")
-    p.add_argument("--weights", help="trained weights (.pth); required unless --random-init")
+    p.add_argument("--weights", help="trained weights (.pth), or the .onnx file of tools/export_onnx.py with "
+                   "--backend onnxruntime; required unless --random-init")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch (default; test.amp / test.channels_last apply) or onnxruntime (the .onnx file)")
     p.add_argument("--random-init", action="store_true", help="use an untrained network (smoke tests)")
     p.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
     p.add_argument("--box", action="append", default=[], metavar="X,Y,W,H",
@@ -148,9 +151,11 @@ def _load_predictor(args: argparse.Namespace):
         raise UserError("give --weights (or --random-init for an untrained network)")
     if args.weights and not Path(args.weights).is_file():
         raise UserError(f"weights file not found: {args.weights}")
+    if args.backend == "onnxruntime" and args.random_init:
+        raise UserError("--random-init builds a torch network; --backend onnxruntime needs --weights FILE.onnx")
     try:
         return Predictor.from_config(cfg, args.weights if not args.random_init else None,
-                                     device=args.device, flip_test=args.flip)
+                                     device=args.device, flip_test=args.flip, backend=args.backend)
     except (RuntimeError, ValueError, KeyError) as exc:
         if args.random_init:
             raise UserError(f"cannot build the network of {args.cfg}: {exc}") from None
