@@ -103,3 +103,14 @@ def test_bf16_channels_last_within_a_heatmap_pixel(codec_name):
         heatmap_px = max(a.box[3] * 1.25 / 16, a.box[2] * 1.25 / 12)  # image px per heatmap px (upper bound)
         assert np.abs(b.keypoints - a.keypoints).max() <= heatmap_px
         assert b.score == pytest.approx(a.score, rel=0.02)
+
+
+def test_bench_infer_runs_and_holds_its_tolerances(capsys):
+    import bench_infer
+
+    args = bench_infer.get_args_parser().parse_args(
+        ["--arch", "hrnet_tiny", "--input-size", "48", "64", "--batch", "4", "--rounds", "1", "--warmup", "0",
+         "--threads", "1"])
+    assert bench_infer.main(args) == 0
+    out = capsys.readouterr().out
+    assert "eager bf16 + channels_last" in out and "onnxruntime" in out and "best:" in out
