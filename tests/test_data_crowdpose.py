@@ -90,3 +90,4 @@ def test_real_samples_load_crop_and_draw(tmp_path):
     image = cv2.imread(str(ds.image_dir / ds.records[0]["file_name"]))
     drawn = draw_skeleton(image, ds.records[0]["joints"])
     assert drawn.shape == image.shape and (drawn != image).any()
+

@@ -78,7 +78,6 @@ def test_numbers_by_hand(tmp_path):
 
 def test_area_is_053_box_and_max_20_detections(tmp_path):
     gt_file, res_file = _write_set(tmp_path)
-    results = json.loads(res_file.read_text())
     # A slightly-off prediction for image 1: its OKS depends on the area used.
     person = np.asarray(_person(1, 0)["keypoints"]).reshape(14, 3)
     off = person.copy()

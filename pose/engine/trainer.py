@@ -58,6 +58,7 @@ from pose.engine.checkpoint import CheckpointError
 from pose.engine.curves import plot_training_curves
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
 from pose.engine.loss import build_loss
+from pose.engine.protocols import dataset_protocol, main_metric
 
 logger = logging.getLogger("pose.train")
 
@@ -421,6 +422,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
 
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val")
+    metric = main_metric(dataset_protocol(val_set))  # selects model_best.pth: AP, or PCKh for MPII
     if is_main:
         for stale in out.glob(".*.tmp"):  # temporary files of writes cut short by a kill
             if stale.name.startswith((f".{ckpt_io.CHECKPOINT_NAME}.", f".{ckpt_io.BEST_NAME}.", ".metrics.jsonl.",
@@ -555,23 +557,23 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 stats = evaluate(net, val_set, cfg, out, device, amp=amp, verbose=is_main and verbose)
                 record.update(stats)
                 record["val_time_s"] = round(time.perf_counter() - t1, 3)
-                ap = stats.get("AP")
+                ap = stats.get(metric)
                 if ap is not None and ap > state.best_ap:
                     state.best_ap, state.best_epoch = float(ap), epoch + 1
                     if is_main:
-                        _save_best(model, cfg, out, epoch + 1, float(ap))
+                        _save_best(model, cfg, out, epoch + 1, float(ap), metric)
             state.history.append(record)
             if is_main:
                 ckpt_io.save_checkpoint(snapshot(), ckpt_path)
                 write_metrics(out / "metrics.jsonl", state.history)
                 plot_training_curves(state.history, out / "training_curves.png")
-                ap_text = f", AP {record['AP']:.4f} (best {state.best_ap:.4f} at epoch {state.best_epoch})" \
-                    if "AP" in record else ""
+                ap_text = f", {metric} {record[metric]:.4f} (best {state.best_ap:.4f} at epoch {state.best_epoch})" \
+                    if metric in record else ""
                 logger.info("epoch %d/%d: loss %.6g, lr %.3g, %.1f s%s", epoch + 1, t.epochs, epoch_loss, lr,
                             train_time, ap_text)
     if is_main and state.best_epoch == 0 and not (out / ckpt_io.BEST_NAME).exists():
         # No AP (a split without keypoint ground truth): the last weights stand in for the best.
-        _save_best(model, cfg, out, state.epoch, None)
+        _save_best(model, cfg, out, state.epoch, None, metric)
     dist_utils.barrier()
     summary = {"best_ap": state.best_ap, "best_epoch": state.best_epoch, "epochs": state.epoch, "stats": stats,
                "history": state.history, "output_dir": str(out), "resumed_from": resumed_from,
@@ -580,11 +582,12 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     return summary
 
 
-def _save_best(model: nn.Module, cfg: Config, out: Path, epoch: int, ap: float | None) -> None:
-    """``model_best.pth``: the weights (unwrapped), config, epoch (1-based) and AP; no optimiser."""
+def _save_best(model: nn.Module, cfg: Config, out: Path, epoch: int, ap: float | None, metric: str = "AP") -> None:
+    """``model_best.pth``: the weights (unwrapped), config, epoch (1-based) and the main metric's
+    value under its name (``AP``; ``Mean`` for MPII PCKh); no optimiser."""
     state = {"model": model.state_dict(), "config": to_dict(cfg), "epoch": epoch, "arch": cfg.model.arch}
     if ap is not None:
-        state["AP"] = ap
+        state[metric] = ap
     ckpt_io.save_checkpoint(state, out / ckpt_io.BEST_NAME, keep_previous=False)
 
 
