@@ -6,9 +6,10 @@
 from pathlib import Path
 
 from pose.config import Config
-from pose.data.coco import CocoKeypoints, DatasetError
+from pose.data.coco import CocoKeypoints
 from pose.data.codecs import build_codec, build_codec_from_config
 from pose.data.crowdpose import CrowdPoseKeypoints
+from pose.data.json_io import DatasetError
 from pose.data.mpii import MpiiKeypoints
 from pose.keypoints import CROWDPOSE14, MPII16
 

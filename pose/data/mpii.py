@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from pose.config import AugmentConfig
-from pose.data.coco import CocoKeypoints, DatasetError, load_json
+from pose.data.coco import CocoKeypoints
 from pose.data.codecs import HeatmapCodec
+from pose.data.json_io import DatasetError, load_json
 from pose.keypoints import MPII16
 
 logger = logging.getLogger(__name__)

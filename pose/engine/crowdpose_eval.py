@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pose.data.coco import load_json
-from pose.engine.coco_eval import EvalError, check_results
+from pose.data.json_io import load_json
+from pose.engine.results_io import EvalError, check_results
 from pose.engine.tables import metrics_table
 from pose.keypoints import CROWDPOSE14
 
@@ -99,7 +99,8 @@ def _load(gt_file: Path, results_file: Path, num_joints: int) -> tuple[dict, lis
         raise EvalError(f"{gt_file}: expected a COCO-format object with 'images' and a non-empty "
                         "'annotations' list")
     results = load_json(results_file, "keypoint results file")
-    return gt_data, check_results(results, results_file, {img["id"] for img in gt_data["images"]}, num_joints)
+    return gt_data, check_results(results, results_file, num_joints=num_joints,
+                                  known_image_ids={img["id"] for img in gt_data["images"]})
 
 
 def crowdpose_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLike,

@@ -60,12 +60,11 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     """
     from pose.data import build_dataset
     from pose.models import build_model, load_weights
-    from pose.predictor import without_pretrained
 
     path = resolve_weights(cfg, weights)
     dev = _init_distributed(resolve_device(device or cfg.device))
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    model = build_model(without_pretrained(cfg), verbose=False)
+    model = build_model(cfg, pretrained=False, verbose=False)
     report = load_weights(model, path, strict=True)
     if verbose and rank == 0:
         print(f"=> weights {path}: {report}")
