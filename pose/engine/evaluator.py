@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.data.topdown import decode_to_image, network_heatmaps, rescore
+from pose.engine import runtime
 from pose.engine.coco_eval import STAT_NAMES, format_stats_table
-from pose.engine.distributed import amp_autocast
 from pose.engine.nms import nms_per_image
 from pose.engine.protocols import dataset_protocol, finish_mpii, results_file_stats, stats_table
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
@@ -107,7 +108,7 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     ``codec.to_image`` and the batch's ``center``/``scale``. The model's train/eval mode is restored.
     """
     device = torch.device(device)
-    autocast = amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
+    autocast = runtime.amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
     model = _unwrap(model)
     was_training = model.training
     model.eval()
@@ -146,19 +147,6 @@ def results_paths(output_dir: str | os.PathLike, image_set: str) -> tuple[Path, 
     """``output_dir/results/keypoints_{set}_results.json`` and ``.../stats_{set}.json``."""
     folder = Path(output_dir) / "results"
     return folder / f"keypoints_{image_set}_results.json", folder / f"stats_{image_set}.json"
-
-
-def _dist_info() -> tuple[int, int]:
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def has_keypoint_gt(dataset) -> bool:
@@ -213,8 +201,8 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     Returns the ten stats {'AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', ...} on every rank,
     or {} for a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
     """
-    device = resolve_device(device)
-    rank, world = _dist_info()
+    device = runtime.resolve_device(device)
+    rank, world = runtime.rank(), runtime.world_size()
     indices = range(rank, len(dataset), world)
     shard = Subset(dataset, indices) if world > 1 else dataset
     num_joints = cfg.model.num_joints
@@ -235,7 +223,6 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     if world == 1:
         return _finish(preds, dataset, cfg, output_dir, verbose)
 
-    import torch.distributed as dist
     gathered = [None] * world if rank == 0 else None
     dist.gather_object(preds, gathered, dst=0)
     box: list = [None]
