@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import torch
 from machine import describe
 
-from pose.engine.distributed import amp_autocast, resolve_amp
 from pose.engine.loss import JointsMSELoss
-from pose.engine.trainer import build_optimizer
+from pose.engine.optim import build_optimizer
+from pose.engine.runtime import amp_autocast, resolve_amp
 from pose.models import PolarizedSelfAttention, count_params, create_model
 
 

@@ -44,16 +44,17 @@ def create_model(arch: str, *, num_joints: int = 17, psa: str = "none", psa_vari
                        init_std=init_std)
 
 
-def build_model(cfg, *, verbose: bool = True) -> nn.Module:
+def build_model(cfg, *, pretrained: bool = True, verbose: bool = True) -> nn.Module:
     """The network of ``cfg.model`` (a ``pose.config.Config``), ImageNet weights loaded if configured.
 
-    The backbone load report (loaded / ignored / uninitialised keys) is printed when ``verbose``
-    and kept as ``model.pretrained_report``.
+    ``pretrained=False`` skips ``model.pretrained``: when trained weights are loaded next, the
+    ImageNet backbone file is neither needed nor read. The backbone load report (loaded / ignored
+    / uninitialised keys) is printed when ``verbose`` and kept as ``model.pretrained_report``.
     """
     m = cfg.model
     model = create_model(m.arch, num_joints=m.num_joints, psa=m.psa, psa_variant=m.psa_variant,
                          psa_placement=m.psa_placement, init_std=m.init_std)
-    if m.pretrained:
+    if pretrained and m.pretrained:
         report = load_backbone(model, m.pretrained)
         model.pretrained_report = report
         if verbose:
