@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 from machine import describe
 
-from pose.engine.distributed import amp_autocast, resolve_amp
+from pose.engine.runtime import amp_autocast, resolve_amp
 from pose.models import PolarizedSelfAttention, count_params, create_model
 
 # Map-sized memory traffic of the fast forward (pose/models/psa.py), in units of one elementwise
