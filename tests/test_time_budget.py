@@ -23,6 +23,8 @@ def test_scale_lr_steps_keeps_the_fractions_of_the_run():
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=42) == (34, 40)
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=21) == (17, 20)
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=30) == (24, 29)
+    # The last drop rounds to the end of the run: it moves to the epoch before, not out.
+    assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=9) == (7, 8)
     # Too short for both drops: each at least one epoch after the previous, none at the end.
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=3) == (2,)
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=1) == ()
