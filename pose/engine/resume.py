@@ -33,7 +33,7 @@ CHECKPOINT_VERSION = 1
 # seed, amp, loss options) is refused: the checkpoint's optimizer/scheduler state and position
 # would silently override or contradict the new values.
 RESUMABLE_CHANGES = ("train.workers", "train.print_freq", "train.epochs", "train.val_every", "train.auto_resume",
-                     "train.deterministic", "train.channels_last", "data.root", "data.det_file",
+                     "train.deterministic", "train.channels_last", "train.compile", "data.root", "data.det_file",
                      "data.skip_corrupt_images", "model.pretrained", "output_dir", "device")
 RESUMABLE_PREFIXES = ("test.",)
 

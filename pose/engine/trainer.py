@@ -31,6 +31,9 @@ Faults: a non-finite loss (any rank) or non-finite weights after a step raise :c
 naming the epoch and iteration; nothing is saved, so the last good checkpoint stays. A resume whose
 config differs in anything but ``RESUMABLE_CHANGES`` is refused (:class:`ResumeConfigError`).
 
+Compilation (``train.compile``, :func:`pose.engine.runtime.resolve_compile`) applies to the training
+forward and backward passes; validation runs the same weights eagerly, and checkpoints hold the
+uncompiled module's state_dict, so a run may be resumed with compilation on or off.
 """
 
 import logging
@@ -88,8 +91,8 @@ class Run:
     rank: int
     world: int
     amp: str                      # resolved train.amp: none, bf16 or fp16
-    model: nn.Module              # unwrapped: checkpoints, evaluation, weight checks
-    net: nn.Module                # what trains: model, DDP-wrapped across processes
+    model: nn.Module              # unwrapped and uncompiled: checkpoints, evaluation, weight checks
+    net: nn.Module                # what trains: model, DDP-wrapped and/or compiled
     criterion: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -320,7 +323,7 @@ def end_epoch(run: Run, lr: float, train_time: float, samples: int) -> dict[str,
 
 
 def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
-    """COCO AP of the current weights into ``record``; keeps model_best.pth."""
+    """COCO AP of the current weights (eager, uncompiled) into ``record``; keeps model_best.pth."""
     state = run.state
     t1 = time.perf_counter()
     stats = evaluate(run.model, run.val_set, run.cfg, run.out, run.device, amp=run.amp,
@@ -339,7 +342,7 @@ def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
 def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: str | os.PathLike | None = None,
            verbose: bool = True) -> Run:
     """Everything a run needs: model, loss, optimiser, schedule, state (fresh or from a checkpoint),
-    data, output folder and the training module (DDP across processes)."""
+    data, output folder and, last, the training module (DDP, compiled)."""
     t, out = cfg.train, Path(cfg.output_dir)
     is_main = rank == 0
     _configure_determinism(t.deterministic, device)
@@ -359,13 +362,13 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     iters_per_epoch = math.ceil(loader.sampler.per_rank / t.batch_size)
     if t.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, t.max_iters_per_epoch)
-    net = _training_module(model, device, world)
+    net, compiled = _training_module(cfg, model, device, world, is_main)
     run = Run(cfg=cfg, out=out, device=device, rank=rank, world=world, amp=amp, model=model, net=net,
               criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
               val_set=val_set, iters_per_epoch=iters_per_epoch, state=state, resumed_from=resumed_from,
               verbose=verbose)
     if is_main:
-        _prepare_output(run, len(train_set))
+        _prepare_output(run, len(train_set), compiled)
     return run
 
 
@@ -417,14 +420,21 @@ def _start_or_resume(cfg: Config, resume, out: Path, model: nn.Module, optimizer
     return state, str(path)
 
 
-def _training_module(model: nn.Module, device: torch.device, world: int) -> nn.Module:
-    """``model`` wrapped for training: DDP across processes."""
+def _training_module(cfg: Config, model: nn.Module, device: torch.device, world: int,
+                     is_main: bool) -> tuple[nn.Module, bool]:
+    """``model`` wrapped for training: DDP across processes, then ``torch.compile`` per ``train.compile``."""
+    net = model
     if world > 1:
-        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return model
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    compiled, why = runtime.resolve_compile(cfg.train.compile, device, deterministic=cfg.train.deterministic)
+    if compiled:
+        net = runtime.compile_model(net)
+    elif cfg.train.compile == "true" and is_main:
+        logger.warning("=> %s: training eagerly (uncompiled) instead; train.compile=false silences this", why)
+    return net, compiled
 
 
-def _prepare_output(run: Run, train_size: int) -> None:
+def _prepare_output(run: Run, train_size: int, compiled: bool) -> None:
     """Rank 0: stale temporary files removed, config.yaml, the run's description, and metrics and
     curves rebuilt from a resumed checkpoint's history (a kill may have cut them short)."""
     cfg, out, t = run.cfg, run.out, run.cfg.train
@@ -435,10 +445,11 @@ def _prepare_output(run: Run, train_size: int) -> None:
     save_config(cfg, out / "config.yaml")
     precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[run.amp]
     logger.info("=> %s: %s%s, %.3fM parameters, %d training / %d validation crops, device %s, %d process(es), "
-                "batch %d per process, precision %s%s", out, cfg.model.arch,
+                "batch %d per process, precision %s%s%s", out, cfg.model.arch,
                 "" if cfg.model.psa == "none" else f" + PSA {cfg.model.psa} ({cfg.model.psa_variant})",
                 sum(p.numel() for p in run.model.parameters()) / 1e6, train_size, len(run.val_set), run.device,
-                run.world, t.batch_size, precision, " (train.amp=auto)" if t.amp == "auto" else "")
+                run.world, t.batch_size, precision, " (train.amp=auto)" if t.amp == "auto" else "",
+                ", compiled (torch.compile, inductor)" if compiled else "")
     if run.state.history:
         write_metrics(out / "metrics.jsonl", run.state.history)
         plot_training_curves(run.state.history, out / "training_curves.png")
