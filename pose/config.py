@@ -161,6 +161,9 @@ class TrainConfig:
     # only, and not with deterministic). Where inductor cannot run (no C++ compiler for the CPU, no
     # Triton for the GPU) training stays eager, with a warning for true.
     compile: str = "false"
+    # Log loss, LR, samples/s, validation numbers and drawn predictions to output_dir/tensorboard
+    # (needs the tensorboard package: pip install -e '.[tensorboard]').
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

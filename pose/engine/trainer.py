@@ -2,8 +2,8 @@
 
 Outputs in ``cfg.output_dir``: ``config.yaml`` (the merged config), ``train.log``,
 ``metrics.jsonl`` (one JSON line per epoch), ``training_curves.png``, ``checkpoint.pth`` (latest,
-the one before it as ``checkpoint.prev.pth``), ``model_best.pth`` (best validation AP) and
-``results/`` (the evaluator's files).
+the one before it as ``checkpoint.prev.pth``), ``model_best.pth`` (best validation AP),
+``results/`` (the evaluator's files) and, with ``train.tensorboard=true``, ``tensorboard/``.
 
 A run is :func:`set_up` (the objects of :class:`Run`), then :func:`train_one_epoch` and
 :func:`end_epoch` (LR step, validation, checkpoint, logs) until ``train.epochs`` are done.
@@ -57,7 +57,7 @@ from pose.data import build_dataset
 from pose.engine import checkpoint as ckpt_io
 from pose.engine import runtime
 from pose.engine.curves import plot_training_curves
-from pose.engine.evaluator import evaluate
+from pose.engine.evaluator import evaluate, results_paths
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
 from pose.engine.loss import build_loss
 from pose.engine.optim import build_optimizer, build_scheduler, step_scheduler
@@ -71,6 +71,7 @@ from pose.engine.stopping import (
     loader_error_text,
     workers_shut_down_at_exit,
 )
+from pose.engine.tensorboard_log import TensorBoardLog, open_tensorboard
 from pose.models import build_model
 
 logger = logging.getLogger("pose.train")
@@ -101,6 +102,7 @@ class Run:
     val_set: Any
     iters_per_epoch: int
     state: TrainState
+    board: TensorBoardLog | None = None
     resumed_from: str | None = None
     verbose: bool = True
 
@@ -153,12 +155,16 @@ def _train(run: Run, on_iteration: OnIteration | None) -> dict[str, Any]:
     if state.epoch >= t.epochs:
         logger.info("=> nothing to do: %d of %d epochs already done (raise train.epochs to train longer)",
                     state.epoch, t.epochs)
-    with StopRequest() as stop, workers_shut_down_at_exit(run.loader):
-        while state.epoch < t.epochs:
-            if runtime.any_rank(bool(stop.signum)):
-                raise _interrupt(run, stop.signum or signal.SIGTERM)
-            epoch_stats = end_epoch(run, *train_one_epoch(run, stop, on_iteration))
-            stats = epoch_stats if epoch_stats is not None else stats
+    try:
+        with StopRequest() as stop, workers_shut_down_at_exit(run.loader):
+            while state.epoch < t.epochs:
+                if runtime.any_rank(bool(stop.signum)):
+                    raise _interrupt(run, stop.signum or signal.SIGTERM)
+                epoch_stats = end_epoch(run, *train_one_epoch(run, stop, on_iteration))
+                stats = epoch_stats if epoch_stats is not None else stats
+    finally:
+        if run.board is not None:
+            run.board.close()
     if run.is_main and state.best_epoch == 0 and not (run.out / ckpt_io.BEST_NAME).exists():
         # No AP (a split without keypoint ground truth): the last weights stand in for the best.
         save_best(run.model, run.cfg, run.out, state.epoch, None)
@@ -200,6 +206,8 @@ def train_one_epoch(run: Run, stop: StopRequest, on_iteration: OnIteration | Non
             state.loss_count += n
             samples += n * run.world
             progress.update(state.iteration, loss=state.loss_sum / state.loss_count, lr=lr, samples=n * run.world)
+            if run.board is not None:
+                run.board.step(state.global_step, loss=loss, lr=lr)
             if on_iteration is not None:
                 on_iteration({"epoch": epoch, "iteration": state.iteration, "global_step": state.global_step,
                               "loss": loss, "model": run.model})
@@ -319,6 +327,11 @@ def end_epoch(run: Run, lr: float, train_time: float, samples: int) -> dict[str,
             if "AP" in record else ""
         logger.info("epoch %d/%d: loss %.6g, lr %.3g, %.1f s%s", epoch + 1, t.epochs, epoch_loss, lr, train_time,
                     ap_text)
+    if run.board is not None:
+        run.board.epoch(state.global_step, record, samples_per_s=samples / max(train_time, 1e-9))
+        if stats is not None:
+            results_file, _ = results_paths(run.out, run.val_set.image_set)
+            run.board.predictions(state.global_step, results_file, run.val_set, run.cfg.test.kpt_score_thresh)
     return stats
 
 
@@ -362,10 +375,12 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     iters_per_epoch = math.ceil(loader.sampler.per_rank / t.batch_size)
     if t.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, t.max_iters_per_epoch)
+    board = open_tensorboard(out, enabled=t.tensorboard, is_main=is_main,
+                             purge_step=state.global_step if resumed_from else None)
     net, compiled = _training_module(cfg, model, device, world, is_main)
     run = Run(cfg=cfg, out=out, device=device, rank=rank, world=world, amp=amp, model=model, net=net,
               criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
-              val_set=val_set, iters_per_epoch=iters_per_epoch, state=state, resumed_from=resumed_from,
+              val_set=val_set, iters_per_epoch=iters_per_epoch, state=state, board=board, resumed_from=resumed_from,
               verbose=verbose)
     if is_main:
         _prepare_output(run, len(train_set), compiled)
