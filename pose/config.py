@@ -79,6 +79,9 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    # 'coco' (any COCO-format keypoints), 'crowdpose' (COCO format, CrowdPose protocol) or 'mpii'
+    # (the official MPII JSON: annot/{set}.json, images/, PCKh with annot/gt_{set}.mat).
+    dataset: str = "coco"
     # Dataset root in the COCO layout: annotations/person_keypoints_{set}.json,
     # images/{set}/*.jpg, person_detection_results/*.json.
     root: str = "data/coco"
@@ -207,6 +210,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.psa_variant": ("paper", "official"),
     "model.psa_placement": ("all", "basic"),
     "data.codec": ("gaussian", "dark", "udp"),
+    "data.dataset": ("coco", "crowdpose", "mpii"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),

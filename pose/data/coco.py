@@ -136,17 +136,7 @@ class CocoKeypoints(Dataset):
         self._upper_ids = UPPER_BODY_IDS if self.num_joints == 17 else tuple(range(self.num_joints // 2))
         self._check_layout()
         self.is_test_set = "test" in image_set
-        self.annotation_file, self.coco = self._load_annotations()
-        if self.train or self.use_gt_bbox:
-            if self.coco is None or "annotations" not in self.coco.dataset:
-                raise DatasetError(f"{self.annotation_file or self.root / 'annotations'}: no keypoint "
-                                   f"annotations for {image_set!r}; evaluate it with detection boxes "
-                                   "(use_gt_bbox false / test.use_gt_bbox=false)")
-            self.records = self._gt_records()
-        else:
-            if self.det_file is None:
-                raise ValueError("use_gt_bbox is false but no det_file was given")
-            self.records = self._det_records()
+        self.records = self._load_records()
         if not self.records:
             raise DatasetError(f"no usable person instances in {image_set!r} under {self.root}: "
                                f"{self.filter_summary}")
@@ -161,9 +151,23 @@ class CocoKeypoints(Dataset):
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (expected "
                                     f"root/images/{self.image_set}/<file_name>)")
 
+    def _load_records(self) -> list[dict]:
+        """The person instances: ground-truth boxes (training, ``use_gt_bbox``) or detections."""
+        self.annotation_file, self.coco = self._load_annotations()
+        if self.train or self.use_gt_bbox:
+            if self.coco is None or "annotations" not in self.coco.dataset:
+                raise DatasetError(f"{self.annotation_file or self.root / 'annotations'}: no keypoint "
+                                   f"annotations for {self.image_set!r}; evaluate it with detection boxes "
+                                   "(use_gt_bbox false / test.use_gt_bbox=false)")
+            return self._gt_records()
+        if self.det_file is None:
+            raise ValueError("use_gt_bbox is false but no det_file was given")
+        return self._det_records()
+
     def _load_annotations(self):
-        prefix = "image_info" if "test" in self.image_set else "person_keypoints"
-        path = self.root / "annotations" / f"{prefix}_{self.image_set}.json"
+        path = self.root / "annotations" / f"person_keypoints_{self.image_set}.json"
+        if self.is_test_set and not path.is_file():  # test sets without keypoints (CrowdPose's test has them)
+            path = self.root / "annotations" / f"image_info_{self.image_set}.json"
         if not path.is_file():
             if self.is_test_set and not self.use_gt_bbox and not self.train:
                 logger.info("%s not found: images of %s are looked up as images/%s/<image_id:012d>.jpg",

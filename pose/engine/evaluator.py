@@ -32,8 +32,9 @@ from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.data.topdown import decode_to_image, network_heatmaps, rescore
 from pose.engine import runtime
-from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
+from pose.engine.coco_eval import STAT_NAMES, format_stats_table
 from pose.engine.nms import nms_per_image
+from pose.engine.protocols import dataset_protocol, finish_mpii, results_file_stats, stats_table
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,9 @@ def has_keypoint_gt(dataset) -> bool:
 
 def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict[str, float]:
     """Rank 0: post-process, write the results (and stats) files, evaluate."""
+    protocol = dataset_protocol(dataset)
+    if protocol == "mpii":  # one prediction per annotated person: no rescoring, no NMS
+        return finish_mpii(preds.coords, preds.indices, dataset, output_dir, name=cfg.model.arch, verbose=verbose)
     results_file, stats_file = results_paths(output_dir, dataset.image_set)
     t0 = time.perf_counter()
     keep, scores = postprocess(preds, kpt_score_thresh=cfg.test.kpt_score_thresh,
@@ -175,13 +179,13 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
         return {}
     if len(keep) == 0:
         logger.warning("no predictions for %s: AP and AR are 0", dataset.image_set)
-    stats = coco_keypoint_eval(dataset.annotation_file, results_file, backend=cfg.test.eval_backend)
-    logger.info("COCO evaluation (%s): %.2f s", cfg.test.eval_backend, time.perf_counter() - t2)
+    stats = results_file_stats(dataset, results_file, backend=cfg.test.eval_backend)
+    logger.info("%s evaluation (%s): %.2f s", protocol, cfg.test.eval_backend, time.perf_counter() - t2)
     write_json_atomic(stats_file, stats, indent=2)
     if verbose:
         print(f"{dataset.image_set}: {len(keep)} instances evaluated ({cfg.test.eval_backend}), "
               f"stats written to {stats_file}")
-        print(format_stats_table(stats, name=cfg.model.arch))
+        print(stats_table(protocol, stats, name=cfg.model.arch))
     return stats
 
 

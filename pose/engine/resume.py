@@ -92,11 +92,12 @@ def training_checkpoint(state: TrainState, cfg: Config, model: nn.Module, optimi
             "arch": cfg.model.arch, "version": CHECKPOINT_VERSION}
 
 
-def save_best(model: nn.Module, cfg: Config, out: Path, epoch: int, ap: float | None) -> None:
-    """``model_best.pth``: the weights (unwrapped), config, epoch (1-based) and AP; no optimiser."""
+def save_best(model: nn.Module, cfg: Config, out: Path, epoch: int, ap: float | None, metric: str = "AP") -> None:
+    """``model_best.pth``: the weights (unwrapped), config, epoch (1-based) and the main metric's value
+    under its name (``AP``; ``Mean`` for MPII PCKh); no optimiser."""
     state = {"model": model.state_dict(), "config": to_dict(cfg), "epoch": epoch, "arch": cfg.model.arch}
     if ap is not None:
-        state["AP"] = ap
+        state[metric] = ap
     ckpt_io.save_checkpoint(state, out / ckpt_io.BEST_NAME, keep_previous=False)
 
 

@@ -5,8 +5,9 @@ plotted against the global training step:
 
 * ``train/loss`` and ``train/lr`` after every iteration;
 * ``epoch/loss``, ``epoch/lr`` and ``epoch/samples_per_s`` (all ranks' samples) after every epoch;
-* ``val/AP``, ``val/AP.5``, ... (the ten COCO numbers) and ``val/predictions`` (a few validation
-  images with the predicted skeletons, drawn by ``pose.vis``) after every validation.
+* ``val/<stat>`` (every validation number: ``val/AP``, ``val/AP.5``, ... for COCO, ``val/Mean``, ...
+  for MPII) and ``val/predictions`` (a few validation images with the predicted skeletons, drawn
+  by ``pose.vis``, where the evaluator writes a COCO-format results file) after every validation.
 
 A resumed run hides what the interrupted one had logged past the resume point (``purge_step``),
 so the curves do not double back. The tensorboard package is an optional extra: without it
@@ -48,20 +49,24 @@ class TensorBoardLog:
         self.writer.add_scalar("train/loss", loss, global_step)
         self.writer.add_scalar("train/lr", lr, global_step)
 
-    def epoch(self, global_step: int, record: dict[str, Any], *, samples_per_s: float) -> None:
-        """The epoch's record (``loss``, ``lr`` and, after a validation, the COCO numbers)."""
+    def epoch(self, global_step: int, record: dict[str, Any], *, samples_per_s: float,
+              stats: dict[str, float] | None = None) -> None:
+        """The epoch's record (``loss``, ``lr``) and, after a validation, its ``stats``."""
         self.writer.add_scalar("epoch/loss", record["loss"], global_step)
         self.writer.add_scalar("epoch/lr", record["lr"], global_step)
         self.writer.add_scalar("epoch/samples_per_s", samples_per_s, global_step)
-        for name, value in record.items():
-            if name.startswith(("AP", "AR")):
+        for name, value in (stats or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar("val/" + name.replace(" ", ""), value, global_step)
         self.writer.flush()
 
     def predictions(self, global_step: int, results_file: str | os.PathLike, dataset,
                     score_thresh: float) -> None:
         """The first ``num_images`` images of ``dataset`` (``records`` with image_id and file_name,
-        ``image_dir``) with the skeletons of ``results_file`` (COCO keypoint results), side by side."""
+        ``image_dir``) with the skeletons of ``results_file`` (COCO keypoint results), side by side.
+        Nothing is drawn where there is no such file (MPII's results are a ``pred.mat``)."""
+        if not Path(results_file).is_file():
+            return
         drawn = _draw_results(Path(results_file), dataset, self.num_images, score_thresh)
         if drawn:
             scaled = [cv2.resize(im, (max(1, round(im.shape[1] * self.image_height / im.shape[0])),

@@ -61,6 +61,7 @@ from pose.engine.evaluator import evaluate, results_paths
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
 from pose.engine.loss import build_loss
 from pose.engine.optim import build_optimizer, build_scheduler, step_scheduler
+from pose.engine.protocols import dataset_protocol, main_metric
 from pose.engine.resume import ResumeConfigError, TrainState, find_checkpoint, restore, save_best, training_checkpoint
 from pose.engine.sampling import build_train_loader, seed_epoch_loader
 from pose.engine.stopping import (
@@ -105,6 +106,11 @@ class Run:
     board: TensorBoardLog | None = None
     resumed_from: str | None = None
     verbose: bool = True
+
+    @property
+    def metric(self) -> str:
+        """The stat that selects model_best.pth: AP, or Mean (PCKh@0.5) for MPII."""
+        return main_metric(dataset_protocol(self.val_set))
 
     @property
     def is_main(self) -> bool:
@@ -323,12 +329,13 @@ def end_epoch(run: Run, lr: float, train_time: float, samples: int) -> dict[str,
         ckpt_io.save_checkpoint(_snapshot(run), run.ckpt_path)
         write_metrics(run.out / "metrics.jsonl", state.history)
         plot_training_curves(state.history, run.out / "training_curves.png")
-        ap_text = f", AP {record['AP']:.4f} (best {state.best_ap:.4f} at epoch {state.best_epoch})" \
-            if "AP" in record else ""
+        metric = run.metric
+        ap_text = f", {metric} {record[metric]:.4f} (best {state.best_ap:.4f} at epoch {state.best_epoch})" \
+            if metric in record else ""
         logger.info("epoch %d/%d: loss %.6g, lr %.3g, %.1f s%s", epoch + 1, t.epochs, epoch_loss, lr, train_time,
                     ap_text)
     if run.board is not None:
-        run.board.epoch(state.global_step, record, samples_per_s=samples / max(train_time, 1e-9))
+        run.board.epoch(state.global_step, record, samples_per_s=samples / max(train_time, 1e-9), stats=stats)
         if stats is not None:
             results_file, _ = results_paths(run.out, run.val_set.image_set)
             run.board.predictions(state.global_step, results_file, run.val_set, run.cfg.test.kpt_score_thresh)
@@ -336,18 +343,19 @@ def end_epoch(run: Run, lr: float, train_time: float, samples: int) -> dict[str,
 
 
 def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
-    """COCO AP of the current weights (eager, uncompiled) into ``record``; keeps model_best.pth."""
+    """The validation stats of the current weights (eager, uncompiled) into ``record``; keeps
+    model_best.pth (best main metric)."""
     state = run.state
     t1 = time.perf_counter()
     stats = evaluate(run.model, run.val_set, run.cfg, run.out, run.device, amp=run.amp,
                      verbose=run.is_main and run.verbose)
     record.update(stats)
     record["val_time_s"] = round(time.perf_counter() - t1, 3)
-    ap = stats.get("AP")
+    ap = stats.get(run.metric)
     if ap is not None and ap > state.best_ap:
         state.best_ap, state.best_epoch = float(ap), state.epoch
         if run.is_main:
-            save_best(run.model, run.cfg, run.out, state.epoch, float(ap))
+            save_best(run.model, run.cfg, run.out, state.epoch, float(ap), run.metric)
     return stats
 
 
