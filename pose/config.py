@@ -189,6 +189,13 @@ class TestConfig:
     weights: str = ""
     # 'pycocotools' or 'faster_coco_eval' (same ten numbers, faster; must be installed).
     eval_backend: str = "pycocotools"
+    # Inference precision of tools/test.py and the predictor: 'none' (float32, the published
+    # numbers), 'bf16' / 'fp16' autocast, or 'auto' (bf16 where the CPU has bf16 units (AMX,
+    # AVX512-BF16) or the GPU supports it, else float32). bf16 rounding can move a keypoint by a
+    # heatmap pixel where two peaks nearly tie, so it is opt-in: AP may differ slightly.
+    amp: str = "none"
+    # Run the network in channels_last memory format (faster convolutions on CPUs, with bf16).
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.compile": ("auto", "true", "false"),
     "test.refine": ("default", "dark", "none"),
     "test.eval_backend": ("pycocotools", "faster_coco_eval"),
+    "test.amp": ("none", "bf16", "fp16", "auto"),
 }
 
 

@@ -377,7 +377,7 @@ def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Te
     if module.variant == "paper":
         # One kernel for the LayerNorm; its mean and 1/std give the normalised values in backward.
         norm = module.norm_up
-        ln, mean, rstd = torch.native_layer_norm(u, (u.shape[1],), _cast(norm.weight, u.dtype),
+        ln, mean, rstd = torch.native_layer_norm(u, norm.normalized_shape, _cast(norm.weight, u.dtype),
                                                  _cast(norm.bias, u.dtype), norm.eps)
         a_ch = torch.sigmoid(ln)
     else:
