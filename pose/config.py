@@ -160,6 +160,13 @@ class TrainConfig:
     deterministic: bool = False
     # Stop each epoch after this many iterations (0: the whole dataset). For smoke tests.
     max_iters_per_epoch: int = 0
+    # torch.compile (inductor) of the training forward and backward: true, false, or auto (on CUDA
+    # only, and not with deterministic). Where inductor cannot run (no C++ compiler for the CPU, no
+    # Triton for the GPU) training stays eager, with a warning for true.
+    compile: str = "false"
+    # Log loss, LR, samples/s, validation numbers and drawn predictions to output_dir/tensorboard
+    # (needs the tensorboard package: pip install -e '.[tensorboard]').
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,6 +222,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
+    "train.compile": ("auto", "true", "false"),
     "test.refine": ("default", "dark", "none"),
     "test.eval_backend": ("pycocotools", "faster_coco_eval"),
     "test.amp": ("none", "bf16", "fp16", "auto"),
@@ -356,6 +364,8 @@ def _build(cls: type, tree: Any, prefix: str, source: str) -> Any:
         if dataclasses.is_dataclass(kind):
             kwargs[name] = _build(kind, value, key + ".", source)
         else:
+            if isinstance(value, bool) and "true" in CHOICES.get(key, ()):  # YAML reads true/false as booleans
+                value = "true" if value else "false"
             kwargs[name] = _coerce(value, kind, key, source)
             if key in CHOICES and kwargs[name] not in CHOICES[key]:
                 raise ConfigError(f"{source}: {key}={kwargs[name]!r} is not one of "
