@@ -1,4 +1,8 @@
-"""Evaluate a trained network on COCO keypoints with the official pipeline and print the ten stats.
+"""Evaluate a trained network with the official pipeline and print its dataset's table.
+
+COCO-format data (data.dataset=coco): the ten COCO keypoint stats; data.dataset=crowdpose: the
+CrowdPose protocol (AP/AR, AP easy/medium/hard); data.dataset=mpii: the official PCKh table
+(Head ... Ankle, Mean, Mean@0.1) and the official pred.mat, one prediction per annotated person.
 
   python tools/test.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml \
       --weights pose_hrnet_w32_256x192.pth [section.key=value ...]
@@ -16,10 +20,11 @@ import argparse
 import logging
 import sys
 
-from pose.config import ConfigError, load_config
+from pose.config import CHOICES, ConfigError, load_config
 from pose.data import DatasetError
 from pose.data.image_io import CorruptImageError
 from pose.engine.coco_eval import EvalError
+from pose.engine.pckh import MpiiEvalError
 from pose.engine.tester import run_test
 from pose.models import WeightsError
 
@@ -30,8 +35,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cfg", required=True, help="experiment YAML")
     parser.add_argument("--weights", help="weights file (default: test.weights or output_dir/model_best.pth)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's device)")
-    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
-                        help="autocast for inference (default none: full precision, as published)")
+    parser.add_argument("--amp", choices=CHOICES["test.amp"],
+                        help="autocast for inference (default: test.amp, itself 'none': float32, as published; "
+                        "'auto': bf16 where the CPU or GPU has bf16 units)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     parser.add_argument("overrides", nargs="*",
                         help="config overrides section.key=value, e.g. test.use_gt_bbox=false")
@@ -48,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         run_test(cfg, args.weights, device=args.device, amp=args.amp)
-    except (OSError, WeightsError, DatasetError, CorruptImageError, EvalError) as exc:
+    except (OSError, WeightsError, DatasetError, CorruptImageError, EvalError, MpiiEvalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -24,14 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
-from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
-from pose.engine.distributed import amp_autocast
+from pose.data.topdown import decode_to_image, network_heatmaps, rescore
+from pose.engine import runtime
+from pose.engine.coco_eval import STAT_NAMES, format_stats_table
 from pose.engine.nms import nms_per_image
+from pose.engine.protocols import dataset_protocol, finish_mpii, results_file_stats, stats_table
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
 
 logger = logging.getLogger(__name__)
@@ -86,11 +89,6 @@ class Predictions:
         return cls(**{name: getattr(joined, name)[order] for name in cls.__dataclass_fields__})
 
 
-def _output_heatmaps(output) -> torch.Tensor:
-    # Some networks return a list of stage outputs; the official code evaluates the last one.
-    return output[-1] if isinstance(output, (list, tuple)) else output
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     # Evaluating through DDP would sync buffers on each forward; ranks may run different batch counts.
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
@@ -99,7 +97,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_heatmap: bool, refine: str,
-                  device: str | torch.device, amp: str = "none") -> Predictions:
+                  device: str | torch.device, amp: str = "none", channels_last: bool = False) -> Predictions:
     """Predictions for every batch of ``loader`` (dicts as ``CocoKeypoints`` items, default-collated).
 
     Each batch: ``image`` (B, 3, H, W) goes through ``model`` (in eval mode, under
@@ -108,10 +106,13 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     back with ``codec.flip_back(shift=shift_heatmap)`` and averaged (in float32). Heatmaps
     (B, K, h, w) are decoded with ``codec.decode(refine=refine)`` and mapped to image px with
     ``codec.to_image`` and the batch's ``center``/``scale``. The model's train/eval mode is restored.
+    ``channels_last``: the model is converted to that memory format (in place) and fed in it.
     """
     device = torch.device(device)
-    autocast = amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
+    autocast = runtime.amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
     model = _unwrap(model)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     was_training = model.training
     model.eval()
     parts: list[Predictions] = []
@@ -119,18 +120,13 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
         with torch.inference_mode(), autocast:
             for batch in loader:
                 images = batch["image"].to(device, non_blocking=True)
-                n = images.shape[0]
-                inputs = torch.cat([images, images.flip(3)]) if flip_test else images
-                out = _output_heatmaps(model(inputs)).float()
-                if flip_test:
-                    out = (out[:n] + codec.flip_back(out[n:], shift=shift_heatmap)) * 0.5
-                heatmaps = out.cpu().numpy()
+                heatmaps = network_heatmaps(model, images, codec, flip_test=flip_test, shift_heatmap=shift_heatmap,
+                                            channels_last=channels_last).cpu().numpy()
                 centers = batch["center"].numpy().astype(np.float32)
                 scales = batch["scale"].numpy().astype(np.float32)
-                coords, maxvals = codec.decode(heatmaps, refine=refine)
+                coords, maxvals = decode_to_image(codec, heatmaps, centers, scales, refine)
                 parts.append(Predictions(
-                    coords=codec.to_image(coords, centers, scales), maxvals=maxvals.astype(np.float32),
-                    centers=centers, scales=scales,
+                    coords=coords, maxvals=maxvals, centers=centers, scales=scales,
                     areas=np.asarray(batch["area"], dtype=np.float64).reshape(-1),
                     box_scores=np.asarray(batch["score"], dtype=np.float64).reshape(-1),
                     image_ids=np.asarray(batch["image_id"], dtype=np.int64).reshape(-1),
@@ -139,27 +135,6 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
         model.train(was_training)
     num_joints = parts[0].maxvals.shape[1] if parts else 0
     return Predictions.concatenate(parts, num_joints)
-
-
-def rescore(maxvals: np.ndarray, box_scores: np.ndarray, kpt_score_thresh: float = 0.2) -> np.ndarray:
-    """Instance scores (N,) float64: box score x mean of the joint scores (N, K) above the threshold.
-
-    An instance with no joint above the threshold scores 0 (official). The mean is summed joint
-    by joint (vectorised over instances) so the result equals the official per-joint loop exactly.
-    """
-    maxvals = np.asarray(maxvals)
-    box_scores = np.asarray(box_scores, dtype=np.float64).reshape(-1)
-    if maxvals.ndim != 2 or maxvals.shape[0] != box_scores.shape[0]:
-        raise ValueError(f"maxvals must be (N, K) with N = {box_scores.shape[0]} box scores, "
-                         f"got {maxvals.shape}")
-    vals = maxvals.astype(np.float64)
-    above = vals > kpt_score_thresh
-    total = np.zeros(vals.shape[0])
-    for k in range(vals.shape[1]):
-        total += np.where(above[:, k], vals[:, k], 0.0)
-    count = above.sum(axis=1)
-    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    return mean * box_scores
 
 
 def postprocess(preds: Predictions, *, kpt_score_thresh: float = 0.2, oks_thresh: float = 0.9,
@@ -177,19 +152,6 @@ def results_paths(output_dir: str | os.PathLike, image_set: str) -> tuple[Path, 
     return folder / f"keypoints_{image_set}_results.json", folder / f"stats_{image_set}.json"
 
 
-def _dist_info() -> tuple[int, int]:
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def has_keypoint_gt(dataset) -> bool:
     """Whether ``dataset`` has a keypoint annotation file with annotations (else: submission only)."""
     coco = getattr(dataset, "coco", None)
@@ -199,6 +161,9 @@ def has_keypoint_gt(dataset) -> bool:
 
 def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict[str, float]:
     """Rank 0: post-process, write the results (and stats) files, evaluate."""
+    protocol = dataset_protocol(dataset)
+    if protocol == "mpii":  # one prediction per annotated person: no rescoring, no NMS
+        return finish_mpii(preds.coords, preds.indices, dataset, output_dir, name=cfg.model.arch, verbose=verbose)
     results_file, stats_file = results_paths(output_dir, dataset.image_set)
     t0 = time.perf_counter()
     keep, scores = postprocess(preds, kpt_score_thresh=cfg.test.kpt_score_thresh,
@@ -217,30 +182,32 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
         return {}
     if len(keep) == 0:
         logger.warning("no predictions for %s: AP and AR are 0", dataset.image_set)
-    stats = coco_keypoint_eval(dataset.annotation_file, results_file, backend=cfg.test.eval_backend)
-    logger.info("COCO evaluation (%s): %.2f s", cfg.test.eval_backend, time.perf_counter() - t2)
+    stats = results_file_stats(dataset, results_file, backend=cfg.test.eval_backend)
+    logger.info("%s evaluation (%s): %.2f s", protocol, cfg.test.eval_backend, time.perf_counter() - t2)
     write_json_atomic(stats_file, stats, indent=2)
     if verbose:
         print(f"{dataset.image_set}: {len(keep)} instances evaluated ({cfg.test.eval_backend}), "
               f"stats written to {stats_file}")
-        print(format_stats_table(stats, name=cfg.model.arch))
+        print(stats_table(protocol, stats, name=cfg.model.arch))
     return stats
 
 
 def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLike,
-             device: str | torch.device, *, amp: str = "none", verbose: bool = True) -> dict[str, float]:
+             device: str | torch.device, *, amp: str = "none", channels_last: bool = False,
+             verbose: bool = True) -> dict[str, float]:
     """COCO keypoint AP of ``model`` on ``dataset`` (a ``CocoKeypoints`` in evaluation mode).
 
     Uses ``cfg.test`` (batch_size, flip_test, shift_heatmap, refine, kpt_score_thresh,
-    oks_nms_thresh, soft_nms, eval_backend) and ``cfg.train.workers`` for the loader. Writes
+    oks_nms_thresh, soft_nms, eval_backend) and ``cfg.train.workers`` for the loader; ``amp`` (resolved:
+    'none', 'bf16', 'fp16') and ``channels_last`` as :func:`run_inference`. Writes
     ``output_dir/results/keypoints_{set}_results.json`` and, when the split has keypoint ground
     truth, ``stats_{set}.json``; prints the table on rank 0 when ``verbose``.
 
     Returns the ten stats {'AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', ...} on every rank,
     or {} for a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
     """
-    device = resolve_device(device)
-    rank, world = _dist_info()
+    device = runtime.resolve_device(device)
+    rank, world = runtime.rank(), runtime.world_size()
     indices = range(rank, len(dataset), world)
     shard = Subset(dataset, indices) if world > 1 else dataset
     num_joints = cfg.model.num_joints
@@ -252,7 +219,7 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
                             num_workers=cfg.train.workers, pin_memory=device.type == "cuda")
         preds = run_inference(model, loader, dataset.codec, flip_test=cfg.test.flip_test,
                               shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine, device=device,
-                              amp=amp)
+                              amp=amp, channels_last=channels_last)
     else:
         preds = Predictions.empty(num_joints)
     elapsed = time.perf_counter() - t0
@@ -261,7 +228,6 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     if world == 1:
         return _finish(preds, dataset, cfg, output_dir, verbose)
 
-    import torch.distributed as dist
     gathered = [None] * world if rank == 0 else None
     dist.gather_object(preds, gathered, dst=0)
     box: list = [None]

@@ -6,18 +6,20 @@ and ours: ``pose.models.load_weights`` accepts raw state_dicts and dicts with a 
 'model' key, and strips ``module.``), the 'val' dataset of the config is built (ground-truth boxes
 or ``data.det_file`` per ``test.use_gt_bbox``) and :func:`pose.engine.evaluator.evaluate` runs.
 
-Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is initialised here (NCCL on
-CUDA, gloo on CPU) and each rank evaluates a shard.
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is initialised here
+(:func:`pose.engine.runtime.init_distributed`: NCCL on CUDA, gloo on CPU, with its timeout) and
+each rank evaluates a shard.
 """
 
 import logging
 import os
 from pathlib import Path
 
-import torch
-
 from pose.config import Config, save_config
-from pose.engine.evaluator import evaluate, resolve_device, results_paths
+from pose.data import build_dataset
+from pose.engine import runtime
+from pose.engine.evaluator import evaluate, results_paths
+from pose.models import build_model, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -39,43 +41,32 @@ def resolve_weights(cfg: Config, weights: str | os.PathLike | None = None) -> Pa
     return path
 
 
-def _init_distributed(device: torch.device) -> torch.device:
-    import torch.distributed as dist
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
-        return device
-    if device.type == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
 def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: str | None = None,
-             amp: str = "none", verbose: bool = True) -> dict[str, float]:
+             amp: str | None = None, verbose: bool = True) -> dict[str, float]:
     """Evaluate the weights (see :func:`resolve_weights`) of ``cfg``'s network on its 'val' split.
+
+    ``device`` and ``amp`` override ``cfg.device`` and ``cfg.test.amp`` ('auto': bf16 where the
+    hardware has bf16 units); ``cfg.test.channels_last`` picks the memory format.
 
     Returns the ten stats ({} for a split without keypoint ground truth); writes the results file,
     the stats file and the merged config under ``cfg.output_dir/results/``.
     """
-    from pose.data import build_dataset
-    from pose.models import build_model, load_weights
-    from pose.predictor import without_pretrained
-
     path = resolve_weights(cfg, weights)
-    dev = _init_distributed(resolve_device(device or cfg.device))
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    model = build_model(without_pretrained(cfg), verbose=False)
+    dev, rank, _ = runtime.init_distributed(device or cfg.device)
+    model = build_model(cfg, pretrained=False, verbose=False)
     report = load_weights(model, path, strict=True)
     if verbose and rank == 0:
         print(f"=> weights {path}: {report}")
     model.to(dev)
+    precision = runtime.resolve_amp(amp or cfg.test.amp, dev)
     dataset = build_dataset(cfg, "val")
     if verbose and rank == 0:
         boxes = "ground-truth boxes" if cfg.test.use_gt_bbox else f"detections {cfg.data.det_file}"
         print(f"=> {dataset.image_set}: {len(dataset)} person crops ({boxes}), flip test "
-              f"{'on' if cfg.test.flip_test else 'off'}, codec {cfg.data.codec}, device {dev}")
+              f"{'on' if cfg.test.flip_test else 'off'}, codec {cfg.data.codec}, device {dev}, amp {precision}"
+              + (", channels_last" if cfg.test.channels_last else ""))
     if rank == 0:
         results_file, _ = results_paths(cfg.output_dir, dataset.image_set)
         save_config(cfg, results_file.parent / f"test_config_{dataset.image_set}.yaml")
-    return evaluate(model, dataset, cfg, cfg.output_dir, dev, amp=amp, verbose=verbose)
+    return evaluate(model, dataset, cfg, cfg.output_dir, dev, amp=precision, channels_last=cfg.test.channels_last,
+                    verbose=verbose)

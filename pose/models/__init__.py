@@ -5,26 +5,23 @@ Public API:
 * ``build_model(cfg)``: the network of ``cfg.model`` (images (N,3,H,W) -> heatmaps (N,K,H/4,W/4)),
   with ImageNet backbone weights loaded when ``cfg.model.pretrained`` is set.
 * ``create_model(arch, *, num_joints, psa, psa_variant, psa_placement, init_std)``: the same
-  without a config.
+  without a config; or the variant's own factory, ``pose.models.factories.hrnet_w32(psa="parallel")``.
 * ``load_weights(model, path, strict=True) -> LoadReport``; ``load_backbone(model, path)``.
 * ``list_archs()``, ``count_params(model)``, ``count_flops(model, (w, h))``,
   ``PolarizedSelfAttention``.
 """
 
-from collections.abc import Callable
-
 from torch import nn
 
+from .factories import ARCHS, ModelArgs
 from .flops import count_flops, count_params
-from .hrnet import HRNET_ARCHS, HRNET_SPECS, HRNetSpec, PoseHighResolutionNet, StageSpec
+from .hrnet import HRNET_SPECS, HRNetSpec, PoseHighResolutionNet, StageSpec
 from .psa import PolarizedSelfAttention
-from .resnet import RESNET_ARCHS, RESNET_SPECS, PoseResNet, ResNetSpec
+from .resnet import RESNET_SPECS, PoseResNet, ResNetSpec
 from .weights import LoadReport, WeightsError, load_backbone, load_weights, read_state_dict
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {**RESNET_ARCHS, **HRNET_ARCHS}
-
 __all__ = [
-    "ARCHS", "HRNET_SPECS", "RESNET_SPECS", "HRNetSpec", "LoadReport", "PolarizedSelfAttention",
+    "ARCHS", "HRNET_SPECS", "RESNET_SPECS", "HRNetSpec", "LoadReport", "ModelArgs", "PolarizedSelfAttention",
     "PoseHighResolutionNet", "PoseResNet", "ResNetSpec", "StageSpec", "WeightsError", "build_model",
     "count_flops", "count_params", "create_model", "list_archs", "load_backbone", "load_weights",
     "read_state_dict",
@@ -44,16 +41,17 @@ def create_model(arch: str, *, num_joints: int = 17, psa: str = "none", psa_vari
                        init_std=init_std)
 
 
-def build_model(cfg, *, verbose: bool = True) -> nn.Module:
+def build_model(cfg, *, pretrained: bool = True, verbose: bool = True) -> nn.Module:
     """The network of ``cfg.model`` (a ``pose.config.Config``), ImageNet weights loaded if configured.
 
-    The backbone load report (loaded / ignored / uninitialised keys) is printed when ``verbose``
-    and kept as ``model.pretrained_report``.
+    ``pretrained=False`` skips ``model.pretrained``: when trained weights are loaded next, the
+    ImageNet backbone file is neither needed nor read. The backbone load report (loaded / ignored
+    / uninitialised keys) is printed when ``verbose`` and kept as ``model.pretrained_report``.
     """
     m = cfg.model
     model = create_model(m.arch, num_joints=m.num_joints, psa=m.psa, psa_variant=m.psa_variant,
                          psa_placement=m.psa_placement, init_std=m.init_std)
-    if m.pretrained:
+    if pretrained and m.pretrained:
         report = load_backbone(model, m.pretrained)
         model.pretrained_report = report
         if verbose:
