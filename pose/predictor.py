@@ -1,4 +1,4 @@
-"""Run a trained network on people's own images: image + person boxes -> 17 keypoints per person.
+"""Run a trained network on people's own images: image + boxes -> the keypoint set's joints per box.
 
 The preprocessing is the validation pipeline of the dataset (``pose.data.coco``): box ->
 centre/scale (``box_to_center_scale``, with the config's padding and pixel_std), the codec's crop
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pose.config import Config
+from pose.config import Config, configured_keypoint_set
+from pose.keypoints import KeypointSet
 
 
 @dataclass
@@ -131,6 +132,8 @@ class Predictor:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.max_batch = int(max_batch)
+        # The joints the network predicts (names, skeleton, sides for drawing); set by from_config.
+        self.keypoints: KeypointSet | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, weights: str | os.PathLike | None, device: str = "cpu",
@@ -143,8 +146,11 @@ class Predictor:
         ``device='auto'`` picks CUDA when available. ``flip_test=None`` uses ``cfg.test.flip_test``.
         """
         from pose.data.codecs import build_codec_from_config
+        from pose.engine.keypoint_source import resolve_run_keypoints
         from pose.models import build_model, load_weights
 
+        # The joints: the config's set, else the one saved in the checkpoint, else COCO-17.
+        cfg = resolve_run_keypoints(cfg, weights)
         if weights is not None:  # the trained weights replace everything: skip the ImageNet backbone
             cfg = without_pretrained(cfg)
         model = build_model(cfg)
@@ -155,11 +161,13 @@ class Predictor:
             load_weights(model, path, strict=True)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
+        predictor = cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
                    color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
                    padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
                    flip_test=cfg.test.flip_test if flip_test is None else flip_test,
                    shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine, **kwargs)
+        predictor.keypoints = configured_keypoint_set(cfg)
+        return predictor
 
     def preprocess(self, image_bgr: np.ndarray,
                    boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:

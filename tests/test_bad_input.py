@@ -29,6 +29,7 @@ from pose.data.image_io import CorruptImageError, read_image
 from pose.data.synthetic import generate_synthetic_coco
 from pose.models import WeightsError, build_model, create_model, load_weights
 from pose.predictor import Predictor
+from pose.keypoints import COCO17
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.timeout(60)  # a hang fails fast
@@ -57,7 +58,7 @@ def annotation(ann_id: int = 10, **changes) -> dict:
 def coco_file(anns: list[dict] | None = None, **image_changes) -> dict:
     image = {"id": 1, "file_name": "000000000001.jpg", "width": 160, "height": 120, **image_changes}
     return {"images": [{k: v for k, v in image.items() if v is not None}],
-            "annotations": [annotation()] if anns is None else anns, "categories": [{"id": 1, "name": "person"}]}
+            "annotations": [annotation()] if anns is None else anns, "categories": [COCO17.coco_category(name="person")]}
 
 
 def write(path: Path, content) -> Path:
@@ -374,7 +375,7 @@ def _nan_maps():
         "to_image 2-D coords", "to_image (x, y, s)", "flip_back rank 3", "flip_back 16 joints"])
 def test_codec_shape_and_value_faults(name, call, message):
     with pytest.raises(ValueError, match=message):
-        call(build_codec(name, input_size=IN, heatmap_size=HM, sigma=1.0))
+        call(build_codec(name, input_size=IN, heatmap_size=HM, sigma=1.0, flip_index=COCO17.flip_index))
 
 
 # --- weight loading ---------------------------------------------------------------------------------
@@ -467,7 +468,7 @@ class NanNet(torch.nn.Module):
 
 
 def test_predictor_with_a_diverged_network():
-    codec = build_codec("gaussian", input_size=IN, heatmap_size=HM, sigma=1.0)
+    codec = build_codec("gaussian", input_size=IN, heatmap_size=HM, sigma=1.0, flip_index=COCO17.flip_index)
     with pytest.raises(ValueError, match=r"heatmaps have 3264 NaN or infinite .*the network output is not finite"):
         Predictor(NanNet(), codec, input_size=IN, flip_test=False).predict(IMAGE)
 

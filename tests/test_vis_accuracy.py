@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from pose.keypoints import KEYPOINT_NAMES, OKS_SIGMAS
+from pose.keypoints import COCO17
+
+KEYPOINT_NAMES, OKS_SIGMAS = COCO17.names, COCO17.oks_sigmas
 from pose.vis import keypoint_oks_accuracy, plot_keypoint_accuracy
 
 
@@ -22,7 +24,7 @@ def _gt(num_people: int = 3, seed: int = 0) -> dict:
                      "keypoints": kp.ravel().tolist()})
     return {"images": [{"id": 1, "file_name": "a.jpg", "width": 320, "height": 240},
                        {"id": 2, "file_name": "b.jpg", "width": 320, "height": 240}],
-            "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+            "annotations": anns, "categories": [COCO17.coco_category(name="person")]}
 
 
 def _perfect(gt: dict) -> list[dict]:

@@ -1,17 +1,33 @@
 """Data: COCO keypoints, crop transforms, heatmap codecs, the synthetic dataset.
 
 ``build_dataset(cfg, split)`` is the one place a config becomes a dataset.
+
+What the engine needs of a dataset (``CocoKeypoints``; other formats provide the same):
+``keypoints`` (the resolved :class:`pose.keypoints.KeypointSet`), ``codec`` (with the set's flip
+index), ``image_set``, ``__len__`` and items as ``CocoKeypoints.__getitem__`` describes.
+``with_dataset_keypoints(cfg, dataset)`` writes the set the training data resolved into the config
+(``data.keypoints``, ``model.num_joints``) before the network is built and the config saved.
 """
 
 from pathlib import Path
 
-from pose.config import Config
+from pose.config import Config, ConfigError, configured_keypoint_set, to_dict, with_keypoint_set
 from pose.data.coco import CocoKeypoints, DatasetError
 from pose.data.codecs import build_codec, build_codec_from_config
 
 SPLITS = ("train", "val")
 
-__all__ = ["CocoKeypoints", "DatasetError", "build_codec", "build_codec_from_config", "build_dataset"]
+__all__ = ["CocoKeypoints", "DatasetError", "build_codec", "build_codec_from_config", "build_dataset",
+           "with_dataset_keypoints"]
+
+
+def with_dataset_keypoints(cfg: Config, dataset) -> Config:
+    """``cfg`` with the dataset's resolved keypoint set written into ``data.keypoints`` and
+    ``model.num_joints`` (a non-zero ``model.num_joints`` that disagrees raises ConfigError)."""
+    try:
+        return with_keypoint_set(cfg, dataset.keypoints)
+    except ConfigError as exc:
+        raise ConfigError(f"{getattr(dataset, 'annotation_file', None) or dataset.image_set}: {exc}") from None
 
 
 def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
@@ -43,10 +59,12 @@ def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
     if not use_gt:
         det_file = Path(data.det_file)
         det_file = det_file if det_file.is_absolute() else root / det_file
+    kset = configured_keypoint_set(cfg)
     return CocoKeypoints(
-        root=root, image_set=data.train_set if train else data.val_set, codec=build_codec_from_config(cfg),
+        root=root, image_set=data.train_set if train else data.val_set, codec=build_codec_from_config(cfg, kset),
         train=train, aug=data.aug if train else None, use_gt_bbox=use_gt, det_file=det_file,
         det_score_thresh=cfg.test.det_score_thresh, color_rgb=data.color_rgb, mean=data.mean, std=data.std,
         padding=data.padding, pixel_std=data.pixel_std, skip_corrupt_images=data.skip_corrupt_images,
-        num_joints=cfg.model.num_joints, reduced_decode=data.reduced_decode,
+        keypoints=kset if kset is not None else to_dict(data.keypoints), ann_file=data.ann_file,
+        image_dir=data.image_dir, reduced_decode=data.reduced_decode,
         cache_images=data.cache_images)

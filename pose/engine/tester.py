@@ -18,6 +18,7 @@ import torch
 
 from pose.config import Config, save_config
 from pose.engine.evaluator import evaluate, resolve_device, results_paths
+from pose.engine.keypoint_source import resolve_run_keypoints
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +59,21 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     Returns the ten stats ({} for a split without keypoint ground truth); writes the results file,
     the stats file and the merged config under ``cfg.output_dir/results/``.
     """
-    from pose.data import build_dataset
+    from pose.data import build_dataset, with_dataset_keypoints
     from pose.models import build_model, load_weights
     from pose.predictor import without_pretrained
 
     path = resolve_weights(cfg, weights)
     dev = _init_distributed(resolve_device(device or cfg.device))
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    cfg = resolve_run_keypoints(cfg, path, fallback=None)  # else the dataset's category decides
+    dataset = build_dataset(cfg, "val")
+    cfg = with_dataset_keypoints(cfg, dataset)
     model = build_model(without_pretrained(cfg), verbose=False)
     report = load_weights(model, path, strict=True)
     if verbose and rank == 0:
         print(f"=> weights {path}: {report}")
     model.to(dev)
-    dataset = build_dataset(cfg, "val")
     if verbose and rank == 0:
         boxes = "ground-truth boxes" if cfg.test.use_gt_bbox else f"detections {cfg.data.det_file}"
         print(f"=> {dataset.image_set}: {len(dataset)} person crops ({boxes}), flip test "

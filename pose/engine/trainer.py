@@ -50,7 +50,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pose.config import Config, ConfigError, config_diff, from_dict, save_config, to_dict
+from pose.config import (
+    Config,
+    ConfigError,
+    config_diff,
+    from_dict,
+    legacy_keypoints,
+    loss_joint_weights,
+    save_config,
+    to_dict,
+)
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.engine import checkpoint as ckpt_io
 from pose.engine import distributed as dist_utils
@@ -364,9 +373,9 @@ def train(cfg: Config, *, resume: str | os.PathLike | None = None,
 
 def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, world: int, out: Path,
            verbose: bool) -> dict[str, Any]:
-    from pose.data import build_dataset
+    from pose.data import build_dataset, with_dataset_keypoints
     from pose.engine.evaluator import evaluate
-    from pose.models import build_model
+    from pose.models import build_model, load_for_finetuning
 
     t = cfg.train
     is_main = rank == 0
@@ -378,6 +387,13 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
+    # The training data resolve the keypoint set (data.keypoints, model.num_joints) before anything
+    # is built from the config, and the resolved config is what gets saved.
+    train_set = build_dataset(cfg, "train")
+    cfg = with_dataset_keypoints(cfg, train_set)
+    val_set = build_dataset(cfg, "val")
+    kset = train_set.keypoints
+
     # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -386,6 +402,10 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     report = getattr(model, "pretrained_report", None)
     if report is not None and is_main:
         logger.info("=> ImageNet backbone %s: %s", cfg.model.pretrained, report)
+    if cfg.model.finetune_from:
+        report = load_for_finetuning(model, cfg.model.finetune_from)
+        if is_main:
+            logger.info("=> fine-tuning from %s", report)
     random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
     torch.manual_seed(cfg.seed + rank)
@@ -393,7 +413,7 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_loss(use_target_weight=t.use_target_weight, ohkm=t.ohkm, ohkm_topk=t.ohkm_topk,
-                           joint_weights=t.joint_weights, num_joints=cfg.model.num_joints).to(device)
+                           joint_weights=loss_joint_weights(cfg, kset), num_joints=cfg.model.num_joints).to(device)
     optimizer = build_optimizer(model, name=t.optimizer, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
                                 nesterov=t.nesterov)
     scheduler = build_scheduler(optimizer, lr_steps=t.lr_steps, lr_factor=t.lr_factor, schedule=t.lr_schedule,
@@ -419,8 +439,6 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
         logger.info("=> resumed from %s: %d epoch(s) done, iteration %d of the next, best AP %.4f", path,
                     state.epoch, state.iteration, state.best_ap)
 
-    train_set = build_dataset(cfg, "train")
-    val_set = build_dataset(cfg, "val")
     if is_main:
         for stale in out.glob(".*.tmp"):  # temporary files of writes cut short by a kill
             if stale.name.startswith((f".{ckpt_io.CHECKPOINT_NAME}.", f".{ckpt_io.BEST_NAME}.", ".metrics.jsonl.",
@@ -592,7 +610,7 @@ def _restore(ckpt: dict[str, Any], path: Path, cfg: Config, model: nn.Module, op
              is_main: bool) -> _State:
     """Load a training checkpoint into the run's objects; clear errors for a mismatched file."""
     try:
-        saved = from_dict(ckpt["config"], source=f"the config saved in {path}")
+        saved = legacy_keypoints(from_dict(ckpt["config"], source=f"the config saved in {path}"))
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {path}: its saved config is not valid for this version ({exc})") from None
     allowed = check_resume_config(saved, cfg, path)
