@@ -26,11 +26,11 @@ import os
 import platform
 import time
 
+import eval_reference as ref
 import numpy as np
 import torch
 
 from pose.data.codecs import build_codec
-from pose.engine import eval_reference as ref
 from pose.engine.evaluator import rescore
 from pose.engine.nms import nms_per_image
 

@@ -1,17 +1,16 @@
 """Run a trained network on people's own images: image + boxes -> the keypoint set's joints per box.
 
-The preprocessing is the validation pipeline of the dataset (``pose.data.coco``): box ->
-centre/scale (``box_to_center_scale``, with the config's padding and pixel_std), the codec's crop
-matrix (rotation 0), ``cv2.warpAffine`` bilinear to the network input size, BGR->RGB when
-``data.color_rgb``, /255, mean/std normalisation. All boxes of an image go through the network
-in one batch (flipped copies included when flip test is on); the heatmaps are decoded by the
-codec and mapped back to image pixels.
+Every step is the one ``tools/test.py`` runs (``pose.data.topdown``): box -> centre/scale with
+the config's padding and pixel_std, the codec's crop matrix (rotation 0), crop + normalisation,
+the forward pass with flip test, decoding by the codec and the official rescoring at
+``test.kpt_score_thresh``. So for an image and a box the predictor returns the keypoints and
+scores that ``tools/test.py`` writes for them (tested for every codec, flip test on and off).
+All boxes of an image go through the network in one batch (flipped copies included).
 
 Boxes are ``x, y, w, h`` in image pixels (COCO convention). Detection boxes can be read from a
 COCO detection-results file (:class:`DetectionBoxes`).
 """
 
-import dataclasses
 import math
 import os
 import re
@@ -25,7 +24,13 @@ import torch
 from torch import nn
 
 from pose.config import Config, configured_keypoint_set
+from pose.data.codecs import HeatmapCodec, build_codec_from_config
+from pose.data.detections import read_detections
+from pose.data.json_io import load_json
+from pose.data.topdown import CropInput, decode_to_image, network_heatmaps, rescore
+from pose.engine.keypoint_source import resolve_run_keypoints
 from pose.keypoints import KeypointSet
+from pose.models import build_model, load_weights
 
 
 @dataclass
@@ -36,6 +41,8 @@ class PersonPose:
     scores: (K,) float32 heatmap maxima (the official keypoint scores).
     box: (4,) float32 ``x, y, w, h`` image px, the box the crop was made from.
     box_score: the box's score (1 for boxes given without a score).
+    score: the person score, the official rescoring (box score x mean of the keypoint scores
+        above the predictor's ``kpt_score_thresh``), as ``tools/test.py`` writes it.
     heatmaps: (K, h, w) float32 network output (after flip averaging), only when requested.
     heatmap_to_image: (2, 3) affine matrix heatmap px -> image px (for ``pose.vis.overlay_heatmaps``),
         only when heatmaps were requested.
@@ -45,14 +52,9 @@ class PersonPose:
     scores: np.ndarray
     box: np.ndarray
     box_score: float
+    score: float
     heatmaps: np.ndarray | None = None
     heatmap_to_image: np.ndarray | None = None
-
-    @property
-    def score(self) -> float:
-        """Person score as the official rescoring: box score x mean of the keypoint scores above 0.2."""
-        above = self.scores[self.scores > 0.2]
-        return float(self.box_score * above.mean()) if above.size else 0.0
 
     def keypoints_with_scores(self) -> np.ndarray:
         """(K, 3) ``x, y, score``: the layout ``pose.vis.draw_skeleton`` and COCO results use."""
@@ -65,14 +67,8 @@ class PersonPose:
                 "score": round(self.score, 5), "bbox": [round(float(v), 2) for v in self.box]}
 
 
-def without_pretrained(cfg: Config) -> Config:
-    """``cfg`` with ``model.pretrained`` cleared: when trained weights are loaded next, the ImageNet
-    backbone file is neither needed nor read."""
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=""))
-
-
 def check_box(box: Sequence[float], image_size_wh: tuple[int, int], index: int | None = None) -> np.ndarray:
-    """Validate one ``x, y, w, h`` box against an image of ``(width, height)``; return it as (4,) float32.
+    """Validate one ``x, y, w, h`` box against an image of ``(width, height)``; return it as (4,) float64.
 
     Raises ValueError naming the box when it has not 4 finite numbers, a non-positive width or
     height, or lies entirely outside the image. Boxes partly outside are fine (the crop pads).
@@ -94,7 +90,7 @@ def check_box(box: Sequence[float], image_size_wh: tuple[int, int], index: int |
     width, height = image_size_wh
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise ValueError(f"{name}{pretty} (x, y, w, h) lies outside the {width}x{height} image")
-    return arr.astype(np.float32)
+    return arr
 
 
 class Predictor:
@@ -109,26 +105,26 @@ class Predictor:
         flip_test: also run the mirrored crops and average (official flip test).
         shift_heatmap: shift the flipped heatmaps one pixel right (official; gaussian codec).
         refine: decoding refinement ('default', 'dark', 'none').
+        kpt_score_thresh: keypoint scores above this count in the person score (``test.kpt_score_thresh``).
         max_batch: crops per forward pass (a larger number of boxes is split into chunks).
     """
 
-    def __init__(self, model: nn.Module, codec, *, input_size: tuple[int, int],
+    def __init__(self, model: nn.Module, codec: HeatmapCodec, *, input_size: tuple[int, int],
                  color_rgb: bool = True, mean: Sequence[float] = (0.485, 0.456, 0.406),
                  std: Sequence[float] = (0.229, 0.224, 0.225), padding: float = 1.25,
                  pixel_std: float = 200.0, device: str | torch.device = "cpu", flip_test: bool = True,
-                 shift_heatmap: bool = True, refine: str = "default", max_batch: int = 64) -> None:
+                 shift_heatmap: bool = True, refine: str = "default", kpt_score_thresh: float = 0.2,
+                 max_batch: int = 64) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.codec = codec
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.color_rgb = bool(color_rgb)
-        self.mean = np.asarray(mean, np.float32).reshape(1, 1, 3)
-        self.std = np.asarray(std, np.float32).reshape(1, 1, 3)
-        self.padding = float(padding)
-        self.pixel_std = float(pixel_std)
+        self.crop_input = CropInput(input_size=input_size, color_rgb=color_rgb, mean=mean, std=std,
+                                    padding=padding, pixel_std=pixel_std)
+        self.input_size = self.crop_input.input_size
         self.flip_test = bool(flip_test)
         self.shift_heatmap = bool(shift_heatmap)
         self.refine = refine
+        self.kpt_score_thresh = float(kpt_score_thresh)
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.max_batch = int(max_batch)
@@ -140,20 +136,15 @@ class Predictor:
                     flip_test: bool | None = None, **kwargs) -> "Predictor":
         """Build the network of ``cfg.model``, load ``weights`` (strict; a mismatch raises the
         error of ``pose.models.load_weights`` naming the file and the keys) and take the
-        preprocessing from ``cfg.data`` and the decoding from ``cfg.test``.
+        preprocessing from ``cfg.data`` and the decoding and rescoring from ``cfg.test``.
 
         ``weights=None`` keeps the freshly initialised network (for tests and smoke runs).
         ``device='auto'`` picks CUDA when available. ``flip_test=None`` uses ``cfg.test.flip_test``.
         """
-        from pose.data.codecs import build_codec_from_config
-        from pose.engine.keypoint_source import resolve_run_keypoints
-        from pose.models import build_model, load_weights
-
         # The joints: the config's set, else the one saved in the checkpoint, else COCO-17.
         cfg = resolve_run_keypoints(cfg, weights)
-        if weights is not None:  # the trained weights replace everything: skip the ImageNet backbone
-            cfg = without_pretrained(cfg)
-        model = build_model(cfg)
+        # Trained weights replace everything: the ImageNet backbone file is neither needed nor read.
+        model = build_model(cfg, pretrained=weights is None, verbose=False)
         if weights is not None:
             path = Path(weights)
             if not path.is_file():
@@ -162,10 +153,11 @@ class Predictor:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         predictor = cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
-                   color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
-                   padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
-                   flip_test=cfg.test.flip_test if flip_test is None else flip_test,
-                   shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine, **kwargs)
+                        color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
+                        padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
+                        flip_test=cfg.test.flip_test if flip_test is None else flip_test,
+                        shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine,
+                        kpt_score_thresh=cfg.test.kpt_score_thresh, **kwargs)
         predictor.keypoints = configured_keypoint_set(cfg)
         return predictor
 
@@ -175,23 +167,13 @@ class Predictor:
 
         Returns ``(inputs (N, 3, H, W) float32 normalised, centers (N, 2), scales (N, 2))``.
         """
-        from pose.data.transforms import box_to_center_scale
-
-        in_w, in_h = self.input_size
         crops, centers, scales = [], [], []
         for box in boxes:
-            center, scale = box_to_center_scale(box, in_w / in_h, padding=self.padding,
-                                                pixel_std=self.pixel_std)
-            mat = self.codec.crop_matrix(np.asarray(center), np.asarray(scale), 0.0)
-            crop = cv2.warpAffine(image_bgr, np.asarray(mat, np.float64), (in_w, in_h),
-                                  flags=cv2.INTER_LINEAR)
-            if self.color_rgb:
-                crop = crop[:, :, ::-1]
-            crops.append((crop.astype(np.float32) / 255.0 - self.mean) / self.std)
-            centers.append(np.asarray(center, np.float32))
-            scales.append(np.asarray(scale, np.float32))
-        inputs = torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)))
-        return inputs, np.stack(centers), np.stack(scales)
+            center, scale = self.crop_input.center_scale(box)
+            crops.append(self.crop_input(image_bgr, self.codec.crop_matrix(center, scale, 0.0)))
+            centers.append(center)
+            scales.append(scale)
+        return torch.stack(crops), np.stack(centers), np.stack(scales)
 
     @torch.inference_mode()
     def heatmaps(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -199,13 +181,8 @@ class Predictor:
         outs = []
         for start in range(0, len(inputs), self.max_batch):
             chunk = inputs[start:start + self.max_batch].to(self.device)
-            n = len(chunk)
-            batch = torch.cat([chunk, chunk.flip(3)]) if self.flip_test else chunk
-            out = self.model(batch).float()
-            if self.flip_test:
-                flipped = self.codec.flip_back(out[n:], shift=self.shift_heatmap)
-                out = (out[:n] + flipped) * 0.5
-            outs.append(out.cpu())
+            outs.append(network_heatmaps(self.model, chunk, self.codec, flip_test=self.flip_test,
+                                         shift_heatmap=self.shift_heatmap).cpu())
         return torch.cat(outs)
 
     def predict(self, image_bgr: np.ndarray, boxes: Sequence | np.ndarray | None = None, *,
@@ -236,15 +213,15 @@ class Predictor:
             box_scores = [1.0] * len(checked)
         if len(box_scores) != len(checked):
             raise ValueError(f"{len(box_scores)} box scores for {len(checked)} boxes")
+        box_scores = np.asarray(box_scores, np.float64).reshape(-1)
         inputs, centers, scales = self.preprocess(image_bgr, checked)
         heatmaps = self.heatmaps(inputs).numpy()
-        coords, maxvals = self.codec.decode(heatmaps, refine=self.refine)
-        image_coords = self.codec.to_image(coords, centers, scales)
+        image_coords, maxvals = decode_to_image(self.codec, heatmaps, centers, scales, self.refine)
+        person_scores = rescore(maxvals, box_scores, self.kpt_score_thresh)
         people = []
         for i in range(len(checked)):
-            person = PersonPose(keypoints=np.asarray(image_coords[i], np.float32),
-                                scores=np.asarray(maxvals[i], np.float32).reshape(-1),
-                                box=checked[i], box_score=float(box_scores[i]))
+            person = PersonPose(keypoints=image_coords[i], scores=maxvals[i], box=checked[i].astype(np.float32),
+                                box_score=float(box_scores[i]), score=float(person_scores[i]))
             if return_heatmaps:
                 person.heatmaps = heatmaps[i]
                 person.heatmap_to_image = self._heatmap_to_image(centers[i], scales[i])
@@ -259,9 +236,8 @@ class Predictor:
 
 
 class DetectionBoxes:
-    """Person boxes from a COCO detection-results file: a JSON list of
-    ``{image_id, category_id, bbox [x, y, w, h], score}`` (e.g. the official
-    ``COCO_val2017_detections_AP_H_56_person.json``).
+    """Person boxes from a COCO detection-results file, read by ``pose.data.detections`` (the
+    reader and checks of ``test.use_gt_bbox=false``).
 
     Args:
         path: the JSON file.
@@ -272,21 +248,11 @@ class DetectionBoxes:
 
     def __init__(self, path: str | os.PathLike, *, score_thresh: float = 0.0, category_id: int = 1,
                  gt_file: str | os.PathLike | None = None) -> None:
-        from pose.vis import load_json
-
-        self.path = Path(path)
-        dets = load_json(self.path, "detection-results file")
-        if not isinstance(dets, list):
-            raise ValueError(f"{self.path}: a detection-results file must be a JSON list of "
-                             "{image_id, category_id, bbox, score}")
+        dets = read_detections(path, score_thresh=score_thresh, category_id=category_id)
+        self.path = dets.path
         self.boxes: dict[int, list[tuple[np.ndarray, float]]] = {}
-        for i, d in enumerate(dets):
-            if not isinstance(d, dict) or "image_id" not in d or "bbox" not in d:
-                raise ValueError(f"{self.path}: entry {i} has no image_id/bbox: {str(d)[:120]}")
-            if d.get("category_id", 1) != category_id or float(d.get("score", 1.0)) < score_thresh:
-                continue
-            self.boxes.setdefault(int(d["image_id"]), []).append(
-                (np.asarray(d["bbox"], np.float32), float(d.get("score", 1.0))))
+        for image_id, box, score in zip(dets.image_ids.tolist(), dets.boxes, dets.scores.tolist()):
+            self.boxes.setdefault(image_id, []).append((box, score))
         self.file_to_id: dict[str, int] = {}
         if gt_file is not None:
             gt = load_json(gt_file, "annotation file")
@@ -308,15 +274,15 @@ class DetectionBoxes:
 
     def for_image(self, image_id: int | None = None, *, file_name: str | os.PathLike | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """``(boxes (N, 4) xywh, scores (N,))`` of one image, by id or file name (N may be 0)."""
+        """``(boxes (N, 4) xywh float64, scores (N,) float64)`` of one image, by id or file name (N may be 0)."""
         if (image_id is None) == (file_name is None):
             raise ValueError("give exactly one of image_id and file_name")
         if image_id is None:
             image_id = self.image_id_for(file_name)
         found = self.boxes.get(int(image_id), [])
         if not found:
-            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
-        return np.stack([b for b, _ in found]), np.array([s for _, s in found], np.float32)
+            return np.zeros((0, 4), np.float64), np.zeros((0,), np.float64)
+        return np.stack([b for b, _ in found]), np.array([s for _, s in found], np.float64)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:

@@ -9,22 +9,20 @@ Limbs and joints are coloured by body side (``pose.keypoints.limb_side`` /
 so a left/right swap is visible at a glance. Ground truth is drawn with
 :data:`GT_COLORS` (a single colour), beside or over the predictions.
 
-Per-keypoint OKS accuracy (:func:`keypoint_oks_accuracy`) and its bar chart
-(:func:`plot_keypoint_accuracy`, matplotlib with the Agg backend) are at the end.
+The bar chart of the per-keypoint OKS accuracy (``pose.engine.keypoint_accuracy``) is at the end
+(:func:`plot_keypoint_accuracy`, matplotlib with the Agg backend).
 """
 
 import io
-import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pose.atomic_io import atomic_write_bytes, default_file_mode  # noqa: F401 (re-exported)
-from pose.keypoints import KEYPOINT_NAMES, OKS_SIGMAS, SKELETON, joint_side, limb_side
+from pose.keypoints import SKELETON, joint_side, limb_side
 
 # BGR colours per body side: left orange, right blue, centre magenta.
 SIDE_COLORS: dict[str, tuple[int, int, int]] = {
@@ -334,194 +332,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-keypoint OKS accuracy
+# Per-keypoint OKS accuracy chart
 
 
-@dataclass(frozen=True)
-class KeypointAccuracy:
-    """Per-keypoint OKS accuracy of a results file against COCO-format ground truth.
-
-    ``accuracy[k] = correct[k] / labelled[k]``: over all ground-truth people (non-crowd, at least
-    one labelled joint) whose joint k is labelled, the fraction that were matched to a predicted
-    person whose joint k has an OKS term ``exp(-d^2 / (2 s^2 kappa_k^2)) >= term_thresh``, where d
-    is the image-px distance, ``s^2`` the ground-truth area and ``kappa_k = 2 * sigma_k`` (the
-    COCO per-keypoint constants, ``OKS_SIGMAS``). This is exactly the per-joint factor inside
-    COCO's OKS, so 0.5 means "this joint alone would pass an OKS threshold of 0.5".
-    Unmatched ground-truth people count as failures for each of their labelled joints.
-    """
-
-    names: tuple[str, ...]
-    accuracy: np.ndarray  # (K,) in [0, 1]; NaN where no ground truth labels the joint
-    correct: np.ndarray  # (K,) int
-    labelled: np.ndarray  # (K,) int
-    mean_term: np.ndarray  # (K,) mean OKS term over matched labelled joints (NaN if none)
-    num_gt: int
-    num_matched: int
-    term_thresh: float
-    match_oks: float
-
-    def to_dict(self) -> dict:
-        def num(v: float) -> float | None:
-            return None if not np.isfinite(v) else float(v)
-        return {
-            "definition": "fraction of labelled ground-truth joints, in people matched greedily by "
-                          f"OKS (>= {self.match_oks}), whose OKS term exp(-d^2/(2 s^2 k^2)) >= "
-                          f"{self.term_thresh}",
-            "num_gt": self.num_gt, "num_matched": self.num_matched,
-            "keypoints": {name: {"accuracy": num(a), "correct": int(c), "labelled": int(n),
-                                 "mean_term": num(m)}
-                          for name, a, c, n, m in zip(self.names, self.accuracy, self.correct,
-                                                      self.labelled, self.mean_term)},
-            "mean_accuracy": num(float(np.nanmean(self.accuracy)) if np.isfinite(self.accuracy).any()
-                                 else float("nan")),
-        }
-
-
-def load_json(path: str | os.PathLike, what: str) -> object:
-    """Read a JSON file; a missing or invalid file raises ValueError naming it and ``what`` it is."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} not found: {path}")
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None
-
-
-def _is_real(v: object) -> bool:
-    # NaN passes: a non-finite joint is simply not drawn (see draw_skeleton).
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def check_results(results: object, source: str, num_joints: int = 17) -> list[dict]:
-    """Validate a COCO keypoint results list (``tools/test.py`` format) and return it.
-
-    Each entry needs an integer ``image_id``, ``3 * num_joints`` numeric ``keypoints``, a numeric
-    ``score`` and, if present, a ``bbox`` of 4 numbers; ValueError names the file and the entry.
-    NaN values pass (such joints and boxes are not drawn)."""
-    if not isinstance(results, list):
-        raise ValueError(f"{source}: a results file must be a JSON list of "
-                         f"{{image_id, category_id, keypoints, score}}, got {type(results).__name__}")
-    for i, r in enumerate(results):
-        if not isinstance(r, dict) or not {"image_id", "keypoints", "score"} <= set(r):
-            raise ValueError(f"{source}: entry {i} is not a keypoint result with image_id, keypoints and "
-                             f"score: {str(r)[:120]}")
-        where = f"{source}: entry {i} (image_id {r['image_id']!r})"
-        if not isinstance(r["image_id"], int) or isinstance(r["image_id"], bool):
-            raise ValueError(f"{where}: image_id must be an integer")
-        kps = r["keypoints"]
-        if not isinstance(kps, list) or not all(_is_real(v) for v in kps):
-            raise ValueError(f"{where}: keypoints must be a list of numbers, got {str(kps)[:80]}")
-        if len(kps) != 3 * num_joints:
-            raise ValueError(f"{where} has {len(kps)} keypoint values, expected {3 * num_joints} "
-                             f"(x, y, score for {num_joints} joints)")
-        if not _is_real(r["score"]):
-            raise ValueError(f"{where}: score must be a number, got {r['score']!r}")
-        box = r.get("bbox")
-        if box is not None and not (isinstance(box, list) and len(box) == 4 and all(_is_real(v) for v in box)):
-            raise ValueError(f"{where}: bbox must be 4 numbers x, y, w, h, got {str(box)[:80]}")
-    return results
-
-
-def check_image_ids(result_ids: set, known_ids: set, *, results_name: str, known_name: str) -> None:
-    """Raise when results name images that ``known_ids`` lacks (a results file for another dataset)."""
-    unknown = sorted(result_ids - known_ids)
-    if unknown:
-        raise ValueError(
-            f"{results_name}: {len(unknown)} of {len(result_ids)} image ids are not in {known_name} "
-            f"(e.g. {unknown[:5]}); is the results file for another dataset or split?")
-
-
-def keypoint_oks_accuracy(
-    gt: str | os.PathLike | Mapping,
-    results: str | os.PathLike | Sequence[Mapping],
-    *,
-    term_thresh: float = 0.5,
-    match_oks: float = 0.1,
-    sigmas: np.ndarray = OKS_SIGMAS,
-) -> KeypointAccuracy:
-    """Per-keypoint OKS accuracy (see :class:`KeypointAccuracy` for the definition).
-
-    Args:
-        gt: COCO keypoint annotation file (path) or its loaded dict.
-        results: COCO results file (path) or list of ``{image_id, keypoints [x,y,s]*K, score}``
-            in image px (the ``tools/test.py`` format).
-        term_thresh: a joint is correct when its OKS term is at least this.
-        match_oks: predictions are matched to ground truth per image, highest score first, each
-            to the unmatched ground-truth person of highest OKS, when that OKS is at least this
-            (low, so that a person whose joints are half right still counts its good joints).
-    """
-    gt_name = str(gt) if not isinstance(gt, Mapping) else "the ground truth"
-    res_name = str(results) if isinstance(results, (str, os.PathLike)) else "the results"
-    if not isinstance(gt, Mapping):
-        gt = load_json(gt, "ground-truth annotation file")
-    if isinstance(results, (str, os.PathLike)):
-        results = load_json(results, "results file")
-    if not isinstance(gt, Mapping) or "annotations" not in gt or "images" not in gt:
-        raise ValueError(f"{gt_name}: not a COCO annotation file (needs 'images' and 'annotations')")
-    sigmas = np.asarray(sigmas, dtype=np.float64)
-    k = len(sigmas)
-    results = check_results(results, res_name, num_joints=k)
-    check_image_ids({r["image_id"] for r in results}, {im["id"] for im in gt["images"]},
-                    results_name=res_name, known_name=gt_name)
-
-    gts_by_image: dict = {}
-    for ann in gt["annotations"]:
-        if ann.get("iscrowd", 0) or ann.get("category_id", 1) != 1:
-            continue
-        kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
-        if (kp[:, 2] > 0).sum() == 0:
-            continue
-        gts_by_image.setdefault(ann["image_id"], []).append((kp, float(ann["area"])))
-    dets_by_image: dict = {}
-    for r in results:
-        if r.get("category_id", 1) != 1:
-            continue
-        dets_by_image.setdefault(r["image_id"], []).append(r)
-
-    correct = np.zeros(k, np.int64)
-    labelled = np.zeros(k, np.int64)
-    term_sum = np.zeros(k)
-    term_count = np.zeros(k, np.int64)
-    num_gt = num_matched = 0
-    vars_ = (2 * sigmas) ** 2
-    for image_id, gts in gts_by_image.items():
-        num_gt += len(gts)
-        gkp = np.stack([g[0] for g in gts])  # (G, K, 3)
-        areas = np.array([g[1] for g in gts])
-        vis = gkp[:, :, 2] > 0
-        labelled += vis.sum(axis=0)
-        dets = sorted(dets_by_image.get(image_id, []), key=lambda r: -float(r["score"]))
-        if not dets:
-            continue
-        dkp = np.stack([np.asarray(r["keypoints"], np.float64).reshape(-1, 3) for r in dets])  # (D, K, 3)
-        d2 = ((dkp[:, None, :, :2] - gkp[None, :, :, :2]) ** 2).sum(-1)  # (D, G, K)
-        terms = np.exp(-d2 / vars_ / (areas[None, :, None] + np.spacing(1)) / 2)
-        oks = (terms * vis[None]).sum(-1) / vis.sum(-1)[None]  # (D, G)
-        taken = np.zeros(len(gts), bool)
-        for d in range(len(dets)):
-            cand = np.where(taken, -1.0, oks[d])
-            g = int(np.argmax(cand))
-            if cand[g] < match_oks:
-                continue
-            taken[g] = True
-            num_matched += 1
-            t, v = terms[d, g], vis[g]
-            correct += (v & (t >= term_thresh))
-            term_sum += np.where(v, t, 0.0)
-            term_count += v
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.where(labelled > 0, correct / np.maximum(labelled, 1), np.nan)
-        mean_term = np.where(term_count > 0, term_sum / np.maximum(term_count, 1), np.nan)
-    names = KEYPOINT_NAMES if k == len(KEYPOINT_NAMES) else tuple(f"joint {i}" for i in range(k))
-    return KeypointAccuracy(names=tuple(names), accuracy=accuracy, correct=correct, labelled=labelled,
-                            mean_term=mean_term, num_gt=num_gt, num_matched=num_matched,
-                            term_thresh=term_thresh, match_oks=match_oks)
-
-
-def plot_keypoint_accuracy(acc: KeypointAccuracy, path: str | os.PathLike, *, title: str = "") -> Path:
-    """Bar chart of per-keypoint accuracy, bars coloured by body side; written atomically to ``path``
+def plot_keypoint_accuracy(acc, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Bar chart of a per-keypoint accuracy (``pose.engine.keypoint_accuracy.KeypointAccuracy``), bars
+    coloured by body side; written atomically to ``path``
     (format from the extension, e.g. .png, .pdf, .svg). Uses matplotlib's Agg canvas directly (no
     pyplot, no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -619,8 +619,8 @@ def drawn_set(tmp_path) -> tuple[Path, Path, list[dict]]:
 
 
 @pytest.mark.parametrize("content, message", [
-    (lambda r: json.dumps(r)[:120], "results.json is not valid JSON"),
-    (lambda r: "", "results.json is not valid JSON"),
+    (lambda r: json.dumps(r)[:120], "results.json: not valid JSON"),
+    (lambda r: "", "results.json: not valid JSON"),
     (lambda r: {"results": r}, "results.json: a results file must be a JSON list"),
     (lambda r: [{**x, "image_id": x["image_id"] + 9000} for x in r], "another dataset"),
     (lambda r: [{**r[0], "keypoints": r[0]["keypoints"][:48]}], "entry 0 (image_id 100) has 48 keypoint values"),

@@ -170,7 +170,7 @@ def test_detection_boxes(coco_root, caplog):
         ds = make(coco_root, use_gt_bbox=False, det_file=coco_root / "person_detection_results/dets.json",
                   det_score_thresh=0.2)
     assert len(ds) == 1
-    for why in ("1 not a keypoint category", "1 score < 0.2", "1 empty box", "1 image not in the annotation file"):
+    for why in ("1 other category", "1 score < 0.2", "1 empty box", "1 image not in the annotation file"):
         assert why in caplog.text
     item = ds[0]
     assert item["score"] == pytest.approx(0.9) and (item["joints"] == 0).all()

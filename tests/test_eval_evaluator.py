@@ -7,6 +7,7 @@ import os
 import socket
 
 import cv2
+import eval_reference as ref
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,6 @@ from torch import nn
 
 from pose.config import Config, apply_overrides
 from pose.data import build_dataset
-from pose.engine import eval_reference as ref
 from pose.engine.coco_eval import STAT_NAMES
 from pose.engine.evaluator import Predictions, evaluate, postprocess, rescore, results_paths, run_inference
 from pose.keypoints import coco_person_category

@@ -2,10 +2,10 @@
 
 import math
 
+import eval_reference as ref
 import numpy as np
 import pytest
 
-from pose.engine import eval_reference as ref
 from pose.engine.nms import group_by_image, nms_per_image, oks_iou, oks_matrix, oks_nms, soft_oks_nms
 from pose.keypoints import OKS_SIGMAS
 

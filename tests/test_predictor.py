@@ -136,7 +136,7 @@ def test_detection_boxes(tmp_path):
     assert DetectionBoxes(det_file, gt_file=gt).image_id_for("street.jpg") == 5
     with pytest.raises(ValueError, match="no number"):
         dets.image_id_for("street.jpg")
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="not found"):
         DetectionBoxes(tmp_path / "missing.json")
 
 

@@ -38,7 +38,6 @@ def main(args: argparse.Namespace) -> int:
     from pose.engine.keypoint_source import resolve_run_keypoints
     from pose.export import check_onnx, export_onnx, onnxruntime_available
     from pose.models import build_model, load_weights
-    from pose.predictor import without_pretrained
 
     try:
         cfg = load_config(args.cfg, args.overrides)
@@ -63,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"export_onnx.py: error: {exc}", file=sys.stderr)
         return 2
-    model = build_model(without_pretrained(cfg) if args.weights else cfg)
+    model = build_model(cfg, pretrained=not args.weights)
     if args.weights:
         if not Path(args.weights).is_file():
             print(f"export_onnx.py: error: weights file not found: {args.weights}", file=sys.stderr)

@@ -31,6 +31,10 @@ import cv2
 import numpy as np
 
 from pose import vis
+from pose.data.json_io import load_json
+from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
+from pose.engine.results_io import check_results
+from pose.keypoints import NUM_KEYPOINTS
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -213,15 +217,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not images_dir.is_dir():
         raise UserError(f"image folder not found: {images_dir}")
     out = _check_out(args.out, [args.images, args.results, args.gt])
-    results = vis.check_results(vis.load_json(args.results, "results file"), args.results)
+    results = check_results(load_json(args.results, "results file"), args.results, num_joints=NUM_KEYPOINTS)
     result_ids = {r["image_id"] for r in results}
     gt_by_image = None
     if args.gt:
-        gt = vis.load_json(args.gt, "annotation file")
+        gt = load_json(args.gt, "annotation file")
         if not isinstance(gt, dict) or "images" not in gt:
             raise UserError(f"{args.gt}: not a COCO annotation file (no 'images')")
-        vis.check_image_ids(result_ids, {im["id"] for im in gt["images"]}, results_name=args.results,
-                            known_name=args.gt)
+        check_results(results, args.results, known_image_ids={im["id"] for im in gt["images"]},
+                      known_name=args.gt)
         files = {im["id"]: images_dir / im["file_name"] for im in gt["images"]}
         gt_by_image = _gt_people(gt)
         image_ids = sorted(files)  # every GT image, so missed people show too
@@ -421,7 +425,7 @@ def _sample_panel(sample: dict, cfg) -> np.ndarray:
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     out = _check_out(args.out, [args.results, args.gt])
-    acc = vis.keypoint_oks_accuracy(args.gt, args.results, term_thresh=args.term_thresh,
+    acc = keypoint_oks_accuracy(args.gt, args.results, term_thresh=args.term_thresh,
                                     match_oks=args.match_oks)
     png = vis.plot_keypoint_accuracy(acc, out / "keypoint_accuracy.png")
     import json

@@ -12,8 +12,9 @@ index), ``image_set``, ``__len__`` and items as ``CocoKeypoints.__getitem__`` de
 from pathlib import Path
 
 from pose.config import Config, ConfigError, configured_keypoint_set, to_dict, with_keypoint_set
-from pose.data.coco import CocoKeypoints, DatasetError
+from pose.data.coco import CocoKeypoints
 from pose.data.codecs import build_codec, build_codec_from_config
+from pose.data.json_io import DatasetError
 
 SPLITS = ("train", "val")
 

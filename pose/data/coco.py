@@ -28,7 +28,6 @@ Every dropped annotation or box is counted and the counts are logged (``logging`
 
 import contextlib
 import io
-import json
 import logging
 import math
 import os
@@ -37,13 +36,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from pose.config import AugmentConfig
 from pose.data.codecs import HeatmapCodec
+from pose.data.detections import read_detections
 from pose.data.image_io import (
     CorruptImageError,
     crop_zoom,
@@ -51,9 +50,10 @@ from pose.data.image_io import (
     reduced_to_full_matrix,
     reduction_for_zoom,
 )
+from pose.data.json_io import DatasetError, is_box, is_number, load_json
+from pose.data.topdown import IMAGENET_MEAN, IMAGENET_STD, CropInput
 from pose.data.transforms import (
     affine_points,
-    box_to_center_scale,
     compose_affine,
     flip_center,
     flip_joints,
@@ -66,38 +66,11 @@ from pose.keypoints import KeypointSet, KeypointSetError, from_categories, resol
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_ANN_FILE = "annotations/person_keypoints_{set}.json"
 DEFAULT_IMAGE_DIR = "images/{set}"
-DET_SCHEMA = "a JSON list of {image_id: int, category_id: int, bbox: [x, y, w, h], score: number}"
 MAX_SKIPS_IN_A_ROW = 20
 
-
-class DatasetError(ValueError):
-    """A dataset file is malformed or inconsistent; the message names the file and what was expected."""
-
-
-def load_json(path: Path, what: str) -> Any:
-    """Parse a JSON file; missing file -> FileNotFoundError, bad JSON -> DatasetError, both naming it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        with open(path, "rb") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                           f"expected a {what}") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON text ({exc}); expected a {what}") from None
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_box(box: Any) -> bool:
-    return isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)
+__all__ = ["CocoKeypoints", "DatasetError", "load_json"]
 
 
 class CocoKeypoints(Dataset):
@@ -168,12 +141,9 @@ class CocoKeypoints(Dataset):
         self.num_skipped_images = 0
         self.filter_summary = ""  # what the box filters kept and dropped (logged; named in errors)
         self.input_size = codec.input_size
-        self.aspect_ratio = self.input_size[0] / self.input_size[1]
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(f"mean and std must have 3 values (std > 0), got {mean}, {std}")
-        # (x / 255 - mean) / std as one multiply-add per channel.
-        self._mul = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32).view(3, 1, 1)
-        self._add = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32).view(3, 1, 1)
+        self.crop_input = CropInput(input_size=self.input_size, color_rgb=self.color_rgb, mean=mean, std=std,
+                                    padding=self.padding, pixel_std=self.pixel_std)
+        self.aspect_ratio = self.crop_input.aspect_ratio
         self._check_layout(image_dir)
         self.is_test_set = "test" in image_set
         self.annotation_file, self.coco = self._load_annotations(ann_file, keypoints)
@@ -285,11 +255,11 @@ class CocoKeypoints(Dataset):
                 raise DatasetError(f"{where}: 'keypoints' must be {need} numbers ({self.num_joints} "
                                    f"keypoints x [x, y, v], as the category's 'keypoints' names "
                                    f"{self.keypoints.name!r}), got {got}")
-            if not all(_is_number(v) for v in kps):
+            if not all(is_number(v) for v in kps):
                 raise DatasetError(f"{where}: 'keypoints' must be finite numbers")
-            if not _check_box(ann.get("bbox")):
+            if not is_box(ann.get("bbox")):
                 raise DatasetError(f"{where}: 'bbox' must be 4 numbers [x, y, w, h], got {ann.get('bbox')!r}")
-            if not _is_number(ann.get("area")):
+            if not is_number(ann.get("area")):
                 raise DatasetError(f"{where}: 'area' must be a number, got {ann.get('area')!r}")
 
     def _image_record(self, image_id: int) -> dict:
@@ -305,7 +275,7 @@ class CocoKeypoints(Dataset):
         for image_id in self.coco.getImgIds():
             img = self.coco.imgs[image_id]
             width, height = img.get("width"), img.get("height")
-            if not _is_number(width) or not _is_number(height):
+            if not is_number(width) or not is_number(height):
                 raise DatasetError(f"{ann_file}: image {image_id} needs numeric 'width' and 'height'")
             for ann in self.coco.imgToAnns.get(image_id, []):
                 if ann.get("iscrowd", 0):
@@ -327,7 +297,7 @@ class CocoKeypoints(Dataset):
                     continue
                 kps[:, 2] = np.minimum(kps[:, 2], 1.0)
                 box = [x1, y1, x2 - x1, y2 - y1]
-                center, scale = box_to_center_scale(box, self.aspect_ratio, self.padding, self.pixel_std)
+                center, scale = self.crop_input.center_scale(box)
                 records.append({"image_id": int(image_id), "file_name": img["file_name"],
                                 "width": int(width), "height": int(height), "box": np.float32(box),
                                 "center": center, "scale": scale, "joints": kps, "score": 1.0,
@@ -341,48 +311,31 @@ class CocoKeypoints(Dataset):
         return records
 
     def _det_records(self) -> list[dict]:
-        path = self.det_file
-        dets = load_json(path, "detection-results file")
-        if not isinstance(dets, list):
-            raise DatasetError(f"{path}: top level is {type(dets).__name__}; expected {DET_SCHEMA}")
-        counts = {"not a keypoint category": 0, f"score < {self.det_score_thresh:g}": 0, "empty box": 0,
-                  "image not in the annotation file": 0, "box outside the image": 0}
+        dets = read_detections(self.det_file, score_thresh=self.det_score_thresh,
+                               category_id=self.category_ids[0])
+        counts = {**dets.dropped, "image not in the annotation file": 0, "box outside the image": 0}
         records = []
         zeros = np.zeros((self.num_joints, 3), np.float32)
-        for i, det in enumerate(dets):
-            ok = isinstance(det, dict) and isinstance(det.get("image_id"), int) \
-                and isinstance(det.get("category_id"), int) and _check_box(det.get("bbox")) \
-                and _is_number(det.get("score"))
-            if not ok:
-                raise DatasetError(f"{path}: entry {i} is {json.dumps(det)[:200]}; expected {DET_SCHEMA}")
-            if det["category_id"] not in self.category_ids:
-                counts["not a keypoint category"] += 1
-                continue
-            if det["score"] < self.det_score_thresh:
-                counts[f"score < {self.det_score_thresh:g}"] += 1
-                continue
-            x, y, w, h = det["bbox"]
-            if w <= 0 or h <= 0:
-                counts["empty box"] += 1
-                continue
-            if self.coco is not None and det["image_id"] not in self.coco.imgs:
+        for image_id, box, score in zip(dets.image_ids.tolist(), dets.boxes, dets.scores.tolist()):
+            if self.coco is not None and image_id not in self.coco.imgs:
                 counts["image not in the annotation file"] += 1
                 continue
-            image = self._image_record(det["image_id"])
+            image = self._image_record(image_id)
             width, height = image["width"], image["height"]
-            if _is_number(width) and _is_number(height) and (x >= width or y >= height or x + w <= 0 or y + h <= 0):
+            x, y, w, h = box.tolist()
+            if is_number(width) and is_number(height) and (x >= width or y >= height or x + w <= 0 or y + h <= 0):
                 counts["box outside the image"] += 1
                 continue
-            center, scale = box_to_center_scale(det["bbox"], self.aspect_ratio, self.padding, self.pixel_std)
-            records.append({"image_id": det["image_id"], **image,
-                            "box": np.float32(det["bbox"]), "center": center, "scale": scale,
-                            "joints": zeros, "score": float(det["score"]), "category_id": det["category_id"]})
+            center, scale = self.crop_input.center_scale(box)
+            records.append({"image_id": image_id, **image, "box": box.astype(np.float32), "center": center,
+                            "scale": scale, "joints": zeros, "score": score,
+                            "category_id": self.category_ids[0]})
         dropped = ", ".join(f"{n} {why}" for why, n in counts.items() if n)
-        self.filter_summary = (f"{path}: {len(records)} of {len(dets)} detections kept"
+        self.filter_summary = (f"{self.det_file}: {len(records)} of {dets.total} detections kept"
                                + (f" (dropped: {dropped})" if dropped else ""))
         logger.info("%s", self.filter_summary)
-        if counts["image not in the annotation file"] == len(dets) and dets:
-            raise DatasetError(f"{path}: none of its image ids is in {self.annotation_file}")
+        if counts["image not in the annotation file"] == dets.total and dets.total:
+            raise DatasetError(f"{self.det_file}: none of its image ids is in {self.annotation_file}")
         return records
 
     # --- items ----------------------------------------------------------------------------------
@@ -452,12 +405,8 @@ class CocoKeypoints(Dataset):
             warp = compose_affine(mat, hflip_matrix(width))
         if reduce > 1:
             warp = compose_affine(warp, reduced_to_full_matrix(reduce))
-        crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
+        tensor = self.crop_input(image, warp)
         target, weight = self.codec.encode(affine_points(joints, mat), vis)  # detections: vis 0, no target
-        chw = crop.transpose(2, 0, 1)
-        if self.color_rgb:
-            chw = chw[::-1]
-        tensor = torch.from_numpy(np.ascontiguousarray(chw)).float().mul_(self._mul).add_(self._add)
         return {
             "image": tensor,
             "target": torch.from_numpy(target),

@@ -13,46 +13,20 @@ ground truth has no instance in that area range, as COCOeval reports it).
 
 import contextlib
 import io
-import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from pose.data.coco import load_json
+from pose.data.json_io import load_json
+from pose.engine.results_io import RESULTS_SCHEMA, EvalError, check_results  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
 STAT_NAMES: tuple[str, ...] = (
     "AP", "AP .5", "AP .75", "AP (M)", "AP (L)", "AR", "AR .5", "AR .75", "AR (M)", "AR (L)")
 BACKENDS = ("pycocotools", "faster_coco_eval")
-RESULTS_SCHEMA = "a JSON list of {image_id: int, category_id: 1, keypoints: [x, y, score] * K, score: number}"
-
-
-class EvalError(ValueError):
-    """A ground-truth or results file cannot be evaluated; the message names the file and the problem."""
-
-
-def check_results(results: Any, path: Path, gt_image_ids: set[int], num_joints: int | None) -> list[dict]:
-    """Validate a loaded results list against the schema and the ground-truth image ids."""
-    if not isinstance(results, list):
-        raise EvalError(f"{path}: top level is {type(results).__name__}; expected {RESULTS_SCHEMA}")
-    for i, r in enumerate(results):
-        ok = isinstance(r, dict) and isinstance(r.get("image_id"), int) \
-            and isinstance(r.get("category_id"), int) and isinstance(r.get("keypoints"), list) \
-            and isinstance(r.get("score"), (int, float)) and len(r["keypoints"]) % 3 == 0
-        if ok and num_joints is not None:
-            ok = len(r["keypoints"]) == 3 * num_joints
-        if not ok:
-            raise EvalError(f"{path}: entry {i} is {json.dumps(r)[:200]}; expected {RESULTS_SCHEMA}"
-                            + (f" with K = {num_joints}" if num_joints else ""))
-    unknown = {r["image_id"] for r in results} - gt_image_ids
-    if unknown:
-        raise EvalError(f"{path}: {len(unknown)} image ids are not in the ground truth (e.g. "
-                        f"{sorted(unknown)[:5]}); was it written for another split?")
-    return results
 
 
 def _backend_modules(backend: str):
@@ -95,7 +69,9 @@ def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLi
     if not gt_data["annotations"]:
         raise EvalError(f"{gt_path}: has no annotations, so there is nothing to evaluate against")
     results = load_json(res_path, "keypoint results file")
-    results = check_results(results, res_path, {img["id"] for img in gt_data["images"]}, _num_joints(gt_data))
+    results = check_results(results, res_path, num_joints=_num_joints(gt_data),
+                            known_image_ids={img["id"] for img in gt_data["images"]},
+                            known_name=f"the ground truth {gt_path}")
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
         gt = coco_cls()

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Subset
 
 from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
+from pose.data.topdown import decode_to_image, network_heatmaps, rescore
 from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
 from pose.engine.distributed import amp_autocast
 from pose.engine.nms import nms_per_image
@@ -86,11 +87,6 @@ class Predictions:
         return cls(**{name: getattr(joined, name)[order] for name in cls.__dataclass_fields__})
 
 
-def _output_heatmaps(output) -> torch.Tensor:
-    # Some networks return a list of stage outputs; the official code evaluates the last one.
-    return output[-1] if isinstance(output, (list, tuple)) else output
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     # Evaluating through DDP would sync buffers on each forward; ranks may run different batch counts.
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
@@ -119,18 +115,13 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
         with torch.inference_mode(), autocast:
             for batch in loader:
                 images = batch["image"].to(device, non_blocking=True)
-                n = images.shape[0]
-                inputs = torch.cat([images, images.flip(3)]) if flip_test else images
-                out = _output_heatmaps(model(inputs)).float()
-                if flip_test:
-                    out = (out[:n] + codec.flip_back(out[n:], shift=shift_heatmap)) * 0.5
-                heatmaps = out.cpu().numpy()
+                heatmaps = network_heatmaps(model, images, codec, flip_test=flip_test,
+                                            shift_heatmap=shift_heatmap).cpu().numpy()
                 centers = batch["center"].numpy().astype(np.float32)
                 scales = batch["scale"].numpy().astype(np.float32)
-                coords, maxvals = codec.decode(heatmaps, refine=refine)
+                coords, maxvals = decode_to_image(codec, heatmaps, centers, scales, refine)
                 parts.append(Predictions(
-                    coords=codec.to_image(coords, centers, scales), maxvals=maxvals.astype(np.float32),
-                    centers=centers, scales=scales,
+                    coords=coords, maxvals=maxvals, centers=centers, scales=scales,
                     areas=np.asarray(batch["area"], dtype=np.float64).reshape(-1),
                     box_scores=np.asarray(batch["score"], dtype=np.float64).reshape(-1),
                     image_ids=np.asarray(batch["image_id"], dtype=np.int64).reshape(-1),
@@ -139,27 +130,6 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
         model.train(was_training)
     num_joints = parts[0].maxvals.shape[1] if parts else 0
     return Predictions.concatenate(parts, num_joints)
-
-
-def rescore(maxvals: np.ndarray, box_scores: np.ndarray, kpt_score_thresh: float = 0.2) -> np.ndarray:
-    """Instance scores (N,) float64: box score x mean of the joint scores (N, K) above the threshold.
-
-    An instance with no joint above the threshold scores 0 (official). The mean is summed joint
-    by joint (vectorised over instances) so the result equals the official per-joint loop exactly.
-    """
-    maxvals = np.asarray(maxvals)
-    box_scores = np.asarray(box_scores, dtype=np.float64).reshape(-1)
-    if maxvals.ndim != 2 or maxvals.shape[0] != box_scores.shape[0]:
-        raise ValueError(f"maxvals must be (N, K) with N = {box_scores.shape[0]} box scores, "
-                         f"got {maxvals.shape}")
-    vals = maxvals.astype(np.float64)
-    above = vals > kpt_score_thresh
-    total = np.zeros(vals.shape[0])
-    for k in range(vals.shape[1]):
-        total += np.where(above[:, k], vals[:, k], 0.0)
-    count = above.sum(axis=1)
-    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    return mean * box_scores
 
 
 def postprocess(preds: Predictions, *, kpt_score_thresh: float = 0.2, oks_thresh: float = 0.9,

@@ -46,13 +46,27 @@ def _variances(sigmas, num_joints: int) -> np.ndarray:
     return (sigmas * 2) ** 2
 
 
-def _oks_from_e(e: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
-    """Mean of exp(-e) over the last axis, over the joints where ``vis`` (broadcast) is true; overwrites e."""
-    if vis is None:
-        return np.sum(np.exp(np.negative(e, out=e), out=e), axis=-1) / e.shape[-1]
-    vis = np.broadcast_to(vis, e.shape)
-    count = vis.sum(axis=-1)
-    total = np.sum(np.where(vis, np.exp(-e), 0.0), axis=-1)
+def joint_similarity(sq_dist: np.ndarray, area: np.ndarray | float,
+                     sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS) -> np.ndarray:
+    """The per-joint OKS terms ``exp(-d^2 / (2 sigma)^2 / (area + eps) / 2)`` (float64).
+
+    ``sq_dist`` (..., K) squared image-px distances, ``area`` broadcastable to (..., 1) (image px^2:
+    the ground truth's for COCO's OKS, the mean of the pair's for OKS NMS). This is the one OKS
+    formula; :func:`oks_iou`, :func:`oks_matrix` and the per-keypoint accuracy use it.
+    """
+    sq_dist = np.asarray(sq_dist, dtype=np.float64)
+    variances = _variances(sigmas, sq_dist.shape[-1])
+    return np.exp(-(sq_dist / variances / (np.asarray(area, dtype=np.float64) + _EPS) / 2))
+
+
+def mean_similarity(terms: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
+    """OKS: the mean of the joint terms (..., K) over the joints where ``visible`` (broadcast) is
+    true (all when None); 0 where no joint is visible."""
+    if visible is None:
+        return terms.sum(axis=-1) / terms.shape[-1]
+    visible = np.broadcast_to(visible, terms.shape)
+    count = visible.sum(axis=-1)
+    total = np.where(visible, terms, 0.0).sum(axis=-1)
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
@@ -69,12 +83,9 @@ def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, areas_d: np.ndarray,
     areas_d = np.asarray(areas_d, dtype=np.float64).reshape(-1)
     if areas_d.shape[0] != d.shape[0]:
         raise ValueError(f"{areas_d.shape[0]} areas for {d.shape[0]} instances in d")
-    variances = _variances(sigmas, g.shape[0])
-    dx = d[..., 0] - g[:, 0]
-    dy = d[..., 1] - g[:, 1]
-    e = (dx ** 2 + dy ** 2) / variances / ((float(area_g) + areas_d[:, None]) / 2 + _EPS) / 2
-    vis = None if vis_thresh is None else d[..., 2] > vis_thresh
-    return _oks_from_e(e, vis)
+    sq_dist = (d[..., 0] - g[:, 0]) ** 2 + (d[..., 1] - g[:, 1]) ** 2
+    terms = joint_similarity(sq_dist, ((float(area_g) + areas_d) / 2)[:, None], sigmas)
+    return mean_similarity(terms, None if vis_thresh is None else d[..., 2] > vis_thresh)
 
 
 def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS,
@@ -87,14 +98,12 @@ def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: Sequence[float]
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     areas = np.asarray(areas, dtype=np.float64)
-    variances = _variances(sigmas, kp.shape[-2])
     x, y = kp[..., 0], kp[..., 1]  # (..., N, K)
     dx = x[..., None, :, :] - x[..., :, None, :]  # [i, j] = d_j - g_i
     dy = y[..., None, :, :] - y[..., :, None, :]
-    pair_area = (areas[..., :, None] + areas[..., None, :]) / 2 + _EPS
-    e = (dx ** 2 + dy ** 2) / variances / pair_area[..., None] / 2
-    vis = None if vis_thresh is None else (kp[..., 2] > vis_thresh)[..., None, :, :]
-    return _oks_from_e(e, vis)
+    pair_area = (areas[..., :, None] + areas[..., None, :]) / 2
+    terms = joint_similarity(dx ** 2 + dy ** 2, pair_area[..., None], sigmas)
+    return mean_similarity(terms, None if vis_thresh is None else (kp[..., 2] > vis_thresh)[..., None, :, :])
 
 
 def _check_inputs(keypoints, scores, areas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

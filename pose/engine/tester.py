@@ -61,7 +61,6 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     """
     from pose.data import build_dataset, with_dataset_keypoints
     from pose.models import build_model, load_weights
-    from pose.predictor import without_pretrained
 
     path = resolve_weights(cfg, weights)
     dev = _init_distributed(resolve_device(device or cfg.device))
@@ -69,7 +68,7 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     cfg = resolve_run_keypoints(cfg, path, fallback=None)  # else the dataset's category decides
     dataset = build_dataset(cfg, "val")
     cfg = with_dataset_keypoints(cfg, dataset)
-    model = build_model(without_pretrained(cfg), verbose=False)
+    model = build_model(cfg, pretrained=False, verbose=False)
     report = load_weights(model, path, strict=True)
     if verbose and rank == 0:
         print(f"=> weights {path}: {report}")

@@ -49,12 +49,14 @@ def create_model(arch: str, *, num_joints: int = 17, psa: str = "none", psa_vari
                        init_std=init_std)
 
 
-def build_model(cfg, *, verbose: bool = True) -> nn.Module:
+def build_model(cfg, *, pretrained: bool = True, verbose: bool = True) -> nn.Module:
     """The network of ``cfg.model`` (a ``pose.config.Config``), ImageNet weights loaded if configured.
 
     ``model.num_joints`` 0 (not resolved from the data, see ``pose.data.with_dataset_keypoints``)
-    takes the joint count of the set the config names, else COCO's 17. The backbone load report (loaded / ignored / uninitialised keys) is printed when ``verbose`` and
-    kept as ``model.pretrained_report``.
+    takes the joint count of the set the config names, else COCO's 17. ``pretrained=False`` skips
+    ``model.pretrained``: when trained weights are loaded next, the ImageNet backbone file is neither
+    needed nor read. The backbone load report (loaded / ignored / uninitialised keys) is printed
+    when ``verbose`` and kept as ``model.pretrained_report``.
     """
     m = cfg.model
     num_joints = m.num_joints
@@ -62,7 +64,7 @@ def build_model(cfg, *, verbose: bool = True) -> nn.Module:
         num_joints = (configured_keypoint_set(cfg) or COCO17).num_joints
     model = create_model(m.arch, num_joints=num_joints, psa=m.psa, psa_variant=m.psa_variant,
                          psa_placement=m.psa_placement, init_std=m.init_std)
-    if m.pretrained:
+    if pretrained and m.pretrained:
         report = load_backbone(model, m.pretrained)
         model.pretrained_report = report
         if verbose:

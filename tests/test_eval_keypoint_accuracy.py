@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
 from pose.keypoints import COCO17
+from pose.vis import plot_keypoint_accuracy
 
 KEYPOINT_NAMES, OKS_SIGMAS = COCO17.names, COCO17.oks_sigmas
-from pose.vis import keypoint_oks_accuracy, plot_keypoint_accuracy
 
 
 def _gt(num_people: int = 3, seed: int = 0) -> dict:
@@ -76,7 +77,7 @@ def test_results_for_another_dataset_and_bad_files(tmp_path):
         keypoint_oks_accuracy(gt, res)
     with pytest.raises(ValueError, match="expected 51"):
         keypoint_oks_accuracy(gt, [{"image_id": 1, "keypoints": [0] * 10, "score": 1}])
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="not found"):
         keypoint_oks_accuracy(gt, tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{")

@@ -2,15 +2,17 @@
 
 These are the loops of the official evaluation written plainly (argmax per map, a Python loop over
 instances and joints for the quarter-pixel step and the heatmap -> image mapping, the rescoring
-loop, greedy OKS NMS calling an OKS function once per candidate). They are the baseline of
-``benchmarks/bench_eval.py`` and the reference the tests compare the vectorised code with; they
-are not used by the evaluator.
+loop, greedy OKS NMS calling the OKS function once per candidate). They are the baseline of
+``benchmarks/bench_eval.py`` and the reference the tests compare the vectorised code with (pytest
+finds this folder through ``pythonpath`` in setup.cfg); the package never imports them. The OKS
+formula itself is the package's one (``pose.engine.nms.oks_iou``), called candidate by candidate.
 """
 
 import math
 
 import numpy as np
 
+from pose.engine.nms import oks_iou
 from pose.keypoints import OKS_SIGMAS
 
 
@@ -69,15 +71,9 @@ def rescore_loops(maxvals: np.ndarray, box_scores: np.ndarray, kpt_score_thresh:
 def oks_iou_loop(g: np.ndarray, d: np.ndarray, a_g: float, a_d: np.ndarray, sigmas=OKS_SIGMAS,
                  vis_thresh: float | None = None) -> np.ndarray:
     """OKS of g (K, 3) against each row of d (M, K, 3), one candidate at a time (official loop)."""
-    variances = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2
     ious = np.zeros(d.shape[0])
     for m in range(d.shape[0]):
-        dx = d[m, :, 0] - g[:, 0]
-        dy = d[m, :, 1] - g[:, 1]
-        e = (dx ** 2 + dy ** 2) / variances / ((a_g + a_d[m]) / 2 + np.spacing(1)) / 2
-        if vis_thresh is not None:
-            e = e[d[m, :, 2] > vis_thresh]
-        ious[m] = np.sum(np.exp(-e)) / e.shape[0] if e.shape[0] != 0 else 0.0
+        ious[m] = oks_iou(g, d[m:m + 1], a_g, a_d[m:m + 1], sigmas, vis_thresh)[0]
     return ious
 
 
