@@ -382,9 +382,10 @@ COCO17 = KeypointSet(
     skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
               (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
-    # pycocotools' keypoint sigmas.
-    sigmas=(.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062,
-            .107, .107, .087, .087, .089, .089),
+    # pycocotools' (and the official NMS's) keypoint sigmas, computed as they compute them: the same
+    # float64 bits, so OKS and AP are bit-identical to theirs.
+    sigmas=tuple((np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
+                            1.07, 1.07, .87, .87, .89, .89]) / 10.0).tolist()),
     upper_body=tuple(range(11)),
     # The official USE_DIFFERENT_JOINTS_WEIGHT values.
     joint_weights=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5),
@@ -411,34 +412,9 @@ CROWDPOSE14 = KeypointSet(
     skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (13, 7), (13, 6),
               (7, 9), (9, 11), (6, 8), (8, 10)),
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
-    sigmas=(.079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089, .079, .079),
+    # crowdposetools' sigmas, computed as it computes them.
+    sigmas=tuple((np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]) / 10.0).tolist()),
     upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
 )
 
 BUILTIN_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16, CROWDPOSE14)}
-
-# COCO-17 as module constants, for code not yet given a set.
-KEYPOINT_NAMES = COCO17.names
-NUM_KEYPOINTS = COCO17.num_joints
-FLIP_PAIRS = COCO17.flip_pairs
-FLIP_INDEX = COCO17.flip_index
-UPPER_BODY_IDS = COCO17.upper_body
-LOWER_BODY_IDS = COCO17.lower_body
-SKELETON = COCO17.skeleton
-OKS_SIGMAS = COCO17.oks_sigmas
-JOINT_WEIGHTS = COCO17.joint_weights
-
-
-def joint_side(k: int) -> str:
-    """'left', 'right' or 'centre' for COCO joint index k (for colours)."""
-    return COCO17.joint_side(k)
-
-
-def limb_side(a: int, b: int) -> str:
-    """'left', 'right' or 'centre' for the limb between COCO joints a and b."""
-    return COCO17.limb_side(a, b)
-
-
-def coco_person_category() -> dict:
-    """The COCO 'person' category entry with keypoint names and 1-based skeleton."""
-    return COCO17.coco_category(category_id=1, name="person")

@@ -612,7 +612,7 @@ def drawn_set(tmp_path) -> tuple[Path, Path, list[dict]]:
         write(images / f"{image_id:012d}.jpg", JPEG)
         entries.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": 160, "height": 120})
         anns.append(annotation(i + 1, image_id=image_id))
-    gt = write(tmp_path / "gt.json", {"images": entries, "annotations": anns, "categories": [{"id": 1}]})
+    gt = write(tmp_path / "gt.json", {"images": entries, "annotations": anns, "categories": [COCO17.coco_category(name="person")]})
     results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 0.9,
                 "bbox": a["bbox"]} for a in anns]
     return images, gt, results
@@ -642,7 +642,7 @@ def test_visualize_results_faults(drawn_set, tmp_path, capsys, content, message,
         rc = run_visualize("accuracy", "--results", res, "--gt", gt, "--out", out)
     else:
         rc = run_visualize("results", "--results", res, "--images", images, "--out", out,
-                           *(["--gt", gt] if "--gt" in mode else []))
+                           *(["--gt", gt] if "--gt" in mode else ["--keypoints", "coco"]))
     err = capsys.readouterr().err
     assert rc == 2 and message in err, err
     assert not out.exists() or not any(out.iterdir())

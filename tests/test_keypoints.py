@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+from pycocotools.cocoeval import Params
 
 from pose.keypoints import (
     BUILTIN_SETS,
@@ -27,9 +28,8 @@ ANIMAL = ["nose", "eye_l", "eye_r", "l_front_paw", "r_front_paw", "tail", "Left-
 
 def test_coco_is_the_official_set():
     assert COCO17.num_joints == 17 and COCO17.names[0] == "nose" and COCO17.names[16] == "right_ankle"
-    # pycocotools' sigmas and the official flip pairs / joint weights / upper body.
-    np.testing.assert_array_equal(COCO17.oks_sigmas, np.array(
-        [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089]))
+    # pycocotools' sigmas to the bit, and the official flip pairs / joint weights / upper body.
+    assert COCO17.oks_sigmas.tobytes() == Params(iouType="keypoints").kpt_oks_sigmas.tobytes()
     assert COCO17.flip_pairs == ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
     assert COCO17.flip_index == (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
     assert COCO17.upper_body == tuple(range(11)) and COCO17.lower_body == tuple(range(11, 17))

@@ -138,7 +138,8 @@ def test_missing_and_invalid_inputs(tmp_path, capsys):
     assert run("results", "--results", tmp_path / "bad.json", "--images", images_dir, "--out", out) == 2
     assert "not valid JSON" in capsys.readouterr().err
     write_json(tmp_path / "short.json", [{"image_id": 100, "keypoints": [1, 2, 3], "score": 1}])
-    assert run("results", "--results", tmp_path / "short.json", "--images", images_dir, "--out", out) == 2
+    assert run("results", "--results", tmp_path / "short.json", "--images", images_dir, "--out", out,
+               "--keypoints", "coco") == 2
     assert "expected 51" in capsys.readouterr().err
 
 

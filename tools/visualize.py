@@ -34,7 +34,7 @@ from pose import vis
 from pose.data.json_io import load_json
 from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
 from pose.engine.results_io import check_results
-from pose.keypoints import NUM_KEYPOINTS
+from pose.keypoints import BUILTIN_SETS, KeypointSet, KeypointSetError, from_categories
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -64,6 +64,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, help="COCO keypoint results JSON (tools/test.py)")
     p.add_argument("--images", required=True, help="folder of the images")
     p.add_argument("--gt", help="COCO keypoint annotation file: map ids to files, draw the ground truth")
+    p.add_argument("--keypoints", metavar="NAME|CONFIG",
+                   help="the keypoint set (skeleton, sides): a built-in name (coco, mpii, crowdpose) or a "
+                        "run's config.yaml; default: the one --gt declares, else joints only")
     p.add_argument("--gt-mode", choices=("beside", "over"), default="beside",
                    help="ground truth in a second panel (beside) or under the predictions (over)")
     p.add_argument("--max-images", type=int, default=0, help="stop after this many images (0: all)")
@@ -199,13 +202,34 @@ def _load_predictor(args: argparse.Namespace):
                         f"{cfg.model.arch}, model.psa={cfg.model.psa}): {exc}") from None
 
 
-def _draw_prediction(image: np.ndarray, people, args: argparse.Namespace) -> np.ndarray:
+def _results_keypoints(args: argparse.Namespace, gt: dict | None) -> KeypointSet | None:
+    """The set to draw results with: --keypoints, else the one --gt's category declares, else None."""
+    if args.keypoints:
+        if args.keypoints in BUILTIN_SETS:
+            return BUILTIN_SETS[args.keypoints]
+        from pose.config import configured_keypoint_set, load_config
+
+        kset = configured_keypoint_set(load_config(args.keypoints))
+        if kset is None:
+            raise UserError(f"--keypoints {args.keypoints}: the config names no keypoint set (data.keypoints "
+                            "is 'auto'); give a run's saved config.yaml or a built-in name")
+        return kset
+    if gt is None:
+        return None
+    try:
+        return from_categories(gt.get("categories"), args.gt)[0]
+    except KeypointSetError as exc:
+        raise UserError(f"{exc}; or pass --keypoints") from None
+
+
+def _draw_prediction(image: np.ndarray, people, args: argparse.Namespace,
+                     kset: KeypointSet | None = None) -> np.ndarray:
     if args.heatmap and people and people[0].heatmaps is not None:
         image = vis.overlay_heatmaps(image, people[0].heatmaps, heatmap_to_image=people[0].heatmap_to_image)
     drawn = [{"keypoints": p.keypoints_with_scores(), "box": p.box, "score": p.score}
              for p in people if p.score >= args.score_thresh]
     return vis.draw_people(image, drawn, score_thresh=args.kpt_thresh, show_boxes=not args.no_boxes,
-                           show_scores=not args.no_scores, show_indices=args.show_indices)
+                           show_scores=not args.no_scores, show_indices=args.show_indices, kset=kset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,13 +241,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not images_dir.is_dir():
         raise UserError(f"image folder not found: {images_dir}")
     out = _check_out(args.out, [args.images, args.results, args.gt])
-    results = check_results(load_json(args.results, "results file"), args.results, num_joints=NUM_KEYPOINTS)
+    gt = load_json(args.gt, "annotation file") if args.gt else None
+    if gt is not None and (not isinstance(gt, dict) or "images" not in gt):
+        raise UserError(f"{args.gt}: not a COCO annotation file (no 'images')")
+    kset = _results_keypoints(args, gt)
+    results = check_results(load_json(args.results, "results file"), args.results,
+                            num_joints=kset.num_joints if kset is not None else None)
     result_ids = {r["image_id"] for r in results}
     gt_by_image = None
-    if args.gt:
-        gt = load_json(args.gt, "annotation file")
-        if not isinstance(gt, dict) or "images" not in gt:
-            raise UserError(f"{args.gt}: not a COCO annotation file (no 'images')")
+    if gt is not None:
         check_results(results, args.results, known_image_ids={im["id"] for im in gt["images"]},
                       known_name=args.gt)
         files = {im["id"]: images_dir / im["file_name"] for im in gt["images"]}
@@ -254,7 +280,7 @@ def cmd_results(args: argparse.Namespace) -> int:
             image, people.get(image_id, []),
             None if gt_by_image is None else gt_by_image.get(image_id, []), mode=args.gt_mode,
             score_thresh=args.kpt_thresh, show_boxes=not args.no_boxes, show_scores=not args.no_scores,
-            show_indices=args.show_indices)
+            show_indices=args.show_indices, kset=kset)
         written.append(vis.write_image(_safe_output(out / src.name, inputs), drawn))
         if len(montage) < args.montage:
             montage.append(drawn)
@@ -315,7 +341,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 raise UserError(f"{f}: {exc}") from None
             failures.append((str(f), str(exc)))
             continue
-        drawn = _draw_prediction(image, people, args)
+        drawn = _draw_prediction(image, people, args, predictor.keypoints)
         written.append(vis.write_image(_safe_output(out / f.name, inputs), drawn))
     return _report(written, failures, "images")
 
@@ -345,7 +371,7 @@ def _predict_video(predictor, src: Path, out: Path, boxes: list, args: argparse.
             except ValueError as exc:
                 failures.append((f"{src} frame {index - 1}", str(exc)))
                 continue
-            drawn = _draw_prediction(frame, people, args)
+            drawn = _draw_prediction(frame, people, args, predictor.keypoints)
             if writer is None:
                 writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                          (drawn.shape[1], drawn.shape[0]))
@@ -393,7 +419,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     if len(dataset) == 0:
         raise UserError(f"the {args.split} set of {cfg.data.root} is empty")
     order = np.random.default_rng(args.seed).permutation(len(dataset))[:args.num]
-    panels = [_sample_panel(dataset[int(i)], cfg) for i in order]
+    panels = [_sample_panel(dataset[int(i)], cfg, dataset.keypoints) for i in order]
     written = []
     for g in range(0, len(panels), args.per_grid):
         grid = vis.make_grid(panels[g:g + args.per_grid], cols=args.cols)
@@ -401,7 +427,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return _report(written, [], f"grids of {len(panels)} {args.split} samples")
 
 
-def _sample_panel(sample: dict, cfg) -> np.ndarray:
+def _sample_panel(sample: dict, cfg, kset: KeypointSet) -> np.ndarray:
     """(crop with the skeleton read off the target heatmaps | crop with the summed target heatmaps)."""
     image = sample["image"].numpy().transpose(1, 2, 0)
     image = image * np.asarray(cfg.data.std, np.float32) + np.asarray(cfg.data.mean, np.float32)
@@ -418,7 +444,7 @@ def _sample_panel(sample: dict, cfg) -> np.ndarray:
     stride_x, stride_y = image.shape[1] / w, image.shape[0] / h
     kp = np.stack([(flat % w + 0.5) * stride_x, (flat // w + 0.5) * stride_y,
                    np.where((weight > 0) & (target.reshape(k, -1).max(1) > 0), 1.0, 0.0)], axis=1)
-    left = vis.draw_skeleton(image, kp, score_thresh=0.5)
+    left = vis.draw_skeleton(image, kp, score_thresh=0.5, kset=kset)
     right = vis.overlay_heatmaps(image, np.clip(target.sum(0), 0, 1))
     return vis.side_by_side([left, right], gap=2)
 

@@ -1,5 +1,10 @@
 """Evaluation: batched inference with flip test, rescoring, OKS NMS, COCO results and AP.
 
+Every step that depends on the joints takes the dataset's keypoint set (``dataset.keypoints``):
+the flip index (through the codec), the OKS sigmas of NMS and of pycocotools' evaluation. The
+post-inference step is the dataset's protocol (:data:`PROTOCOLS`, 'coco' by default), which
+returns the stats with the name of their main metric (:data:`MAIN_METRIC`).
+
 The official pipeline (``lib/core/function.py`` ``validate``, ``lib/dataset/coco.py`` ``evaluate``):
 
 1. every crop of the dataset (ground-truth or detection boxes) through the network; with flip
@@ -31,13 +36,17 @@ from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.data.topdown import decode_to_image, network_heatmaps, rescore
 from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
+from pose.engine.metrics import keypoint_metrics
 from pose.engine.distributed import amp_autocast
 from pose.engine.nms import nms_per_image
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Predictions", "STAT_NAMES", "evaluate", "format_stats_table", "postprocess", "rescore",
+# The stats key naming the main metric of an evaluation (its value is another key of the stats).
+MAIN_METRIC = "main_metric"
+
+__all__ = ["MAIN_METRIC", "PROTOCOLS", "Predictions", "STAT_NAMES", "main_metric", "evaluate", "format_stats_table", "postprocess", "rescore",
            "results_paths", "run_inference"]
 
 
@@ -132,13 +141,20 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     return Predictions.concatenate(parts, num_joints)
 
 
-def postprocess(preds: Predictions, *, kpt_score_thresh: float = 0.2, oks_thresh: float = 0.9,
-                soft_nms: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Rescoring and OKS NMS per image -> (kept indices into ``preds`` (M,), instance scores (N,))."""
+def postprocess(preds: Predictions, *, sigmas: np.ndarray, kpt_score_thresh: float = 0.2,
+                oks_thresh: float = 0.9, soft_nms: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Rescoring and OKS NMS per image with the keypoint set's ``sigmas`` (K,) -> (kept indices into
+    ``preds`` (M,), instance scores (N,))."""
     scores = rescore(preds.maxvals, preds.box_scores, kpt_score_thresh)
     keep = nms_per_image(preds.keypoints(), scores, preds.areas, preds.image_ids, thresh=oks_thresh,
-                         soft=soft_nms)
+                         soft=soft_nms, sigmas=sigmas)
     return keep, scores
+
+
+def main_metric(stats: dict) -> tuple[str, float] | None:
+    """(name, value) of the main metric an evaluation returned, or None (no ground truth)."""
+    name = stats.get(MAIN_METRIC)
+    return (name, float(stats[name])) if name is not None else None
 
 
 def results_paths(output_dir: str | os.PathLike, image_set: str) -> tuple[Path, Path]:
@@ -167,14 +183,29 @@ def has_keypoint_gt(dataset) -> bool:
             and bool(coco.dataset.get("annotations")))
 
 
-def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict[str, float]:
-    """Rank 0: post-process, write the results (and stats) files, evaluate."""
+def _gt_box_metrics(preds: Predictions, dataset) -> dict[str, float]:
+    """PCK / AUC / EPE (:mod:`pose.engine.metrics`) of every crop against its own ground-truth box."""
+    records = [dataset.records[i] for i in preds.indices.tolist()]
+    if not records:
+        return {}
+    gt = np.stack([r["joints"] for r in records])
+    sizes = np.array([max(float(r["box"][2]), float(r["box"][3])) for r in records])
+    return keypoint_metrics(preds.coords, gt[..., :2], gt[..., 2], sizes)
+
+
+def _finish_coco(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict:
+    """Rank 0, COCO-format data: post-process with the set's sigmas, write the results (and stats)
+    files, evaluate OKS AP (pycocotools with the set's sigmas) and, on ground-truth boxes, PCK /
+    AUC / EPE. The main metric is AP."""
     results_file, stats_file = results_paths(output_dir, dataset.image_set)
+    sigmas = dataset.keypoints.oks_sigmas
     t0 = time.perf_counter()
-    keep, scores = postprocess(preds, kpt_score_thresh=cfg.test.kpt_score_thresh,
+    keep, scores = postprocess(preds, sigmas=sigmas, kpt_score_thresh=cfg.test.kpt_score_thresh,
                                oks_thresh=cfg.test.oks_nms_thresh, soft_nms=cfg.test.soft_nms)
     t1 = time.perf_counter()
-    write_keypoint_results(results_file, preds.image_ids[keep], preds.keypoints()[keep], scores[keep])
+    categories = np.array([dataset.records[i]["category_id"] for i in preds.indices[keep].tolist()], np.int64)
+    write_keypoint_results(results_file, preds.image_ids[keep], preds.keypoints()[keep], scores[keep],
+                           category_ids=categories)
     t2 = time.perf_counter()
     logger.info("%d predictions, %d after %sOKS NMS (%.2f s); results written to %s (%.2f s)", len(preds),
                 len(keep), "soft " if cfg.test.soft_nms else "", t1 - t0, results_file, t2 - t1)
@@ -187,14 +218,36 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
         return {}
     if len(keep) == 0:
         logger.warning("no predictions for %s: AP and AR are 0", dataset.image_set)
-    stats = coco_keypoint_eval(dataset.annotation_file, results_file, backend=cfg.test.eval_backend)
+    stats: dict = coco_keypoint_eval(dataset.annotation_file, results_file, backend=cfg.test.eval_backend,
+                                     sigmas=sigmas)
     logger.info("COCO evaluation (%s): %.2f s", cfg.test.eval_backend, time.perf_counter() - t2)
+    if dataset.use_gt_bbox:
+        stats.update(_gt_box_metrics(preds, dataset))
+    stats[MAIN_METRIC] = "AP"
     write_json_atomic(stats_file, stats, indent=2)
     if verbose:
         print(f"{dataset.image_set}: {len(keep)} instances evaluated ({cfg.test.eval_backend}), "
               f"stats written to {stats_file}")
+        extra = {k: v for k, v in stats.items() if k not in STAT_NAMES and k != MAIN_METRIC}
+        if extra:
+            print("  ".join(f"{k} {v:.3f}" if k != "EPE" else f"EPE {v:.2f} px" for k, v in extra.items())
+                  + "  (ground-truth boxes; PCK normalised by the box size, AUC by 30 px)")
         print(format_stats_table(stats, name=cfg.model.arch))
     return stats
+
+
+# Post-inference evaluation per data format: name -> function(preds, dataset, cfg, output_dir,
+# verbose) -> stats, run on rank 0. A dataset names its format in ``dataset.protocol``; the stats
+# name their main metric (best-checkpoint selection) under MAIN_METRIC.
+PROTOCOLS = {"coco": _finish_coco}
+
+
+def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict:
+    protocol = getattr(dataset, "protocol", "coco")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"{type(dataset).__name__}: unknown evaluation protocol {protocol!r}; "
+                         f"valid: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol](preds, dataset, cfg, output_dir, verbose)
 
 
 def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLike,
@@ -206,8 +259,10 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     ``output_dir/results/keypoints_{set}_results.json`` and, when the split has keypoint ground
     truth, ``stats_{set}.json``; prints the table on rank 0 when ``verbose``.
 
-    Returns the ten stats {'AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', ...} on every rank,
-    or {} for a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
+    Returns the stats on every rank: for COCO-format data the ten {'AP', 'AP .5', 'AP .75', 'AP (M)',
+    'AP (L)', 'AR', ...}, with ground-truth boxes also 'PCK@0.05', 'AUC', 'EPE', and
+    ``MAIN_METRIC: 'AP'`` (the key best-checkpoint selection reads, see :func:`main_metric`); {} for
+    a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
     """
     device = resolve_device(device)
     rank, world = _dist_info()

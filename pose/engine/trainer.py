@@ -65,6 +65,7 @@ from pose.engine import checkpoint as ckpt_io
 from pose.engine import distributed as dist_utils
 from pose.engine.checkpoint import CheckpointError
 from pose.engine.curves import plot_training_curves
+from pose.engine.evaluator import MAIN_METRIC
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
 from pose.engine.loss import build_loss
 
@@ -374,7 +375,7 @@ def train(cfg: Config, *, resume: str | os.PathLike | None = None,
 def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, world: int, out: Path,
            verbose: bool) -> dict[str, Any]:
     from pose.data import build_dataset, with_dataset_keypoints
-    from pose.engine.evaluator import evaluate
+    from pose.engine.evaluator import evaluate, main_metric
     from pose.models import build_model, load_for_finetuning
 
     t = cfg.train
@@ -573,18 +574,19 @@ def _train(cfg: Config, resume, on_iteration, device: torch.device, rank: int, w
                 stats = evaluate(net, val_set, cfg, out, device, amp=amp, verbose=is_main and verbose)
                 record.update(stats)
                 record["val_time_s"] = round(time.perf_counter() - t1, 3)
-                ap = stats.get("AP")
-                if ap is not None and ap > state.best_ap:
-                    state.best_ap, state.best_epoch = float(ap), epoch + 1
+                best = main_metric(stats)  # the dataset's main metric: AP for COCO-format data
+                if best is not None and best[1] > state.best_ap:
+                    state.best_ap, state.best_epoch = best[1], epoch + 1
                     if is_main:
-                        _save_best(model, cfg, out, epoch + 1, float(ap))
+                        _save_best(model, cfg, out, epoch + 1, best[1])
             state.history.append(record)
             if is_main:
                 ckpt_io.save_checkpoint(snapshot(), ckpt_path)
                 write_metrics(out / "metrics.jsonl", state.history)
                 plot_training_curves(state.history, out / "training_curves.png")
-                ap_text = f", AP {record['AP']:.4f} (best {state.best_ap:.4f} at epoch {state.best_epoch})" \
-                    if "AP" in record else ""
+                name = record.get(MAIN_METRIC)
+                ap_text = f", {name} {record[name]:.4f} (best {state.best_ap:.4f} at epoch {state.best_epoch})" \
+                    if name else ""
                 logger.info("epoch %d/%d: loss %.6g, lr %.3g, %.1f s%s", epoch + 1, t.epochs, epoch_loss, lr,
                             train_time, ap_text)
     if is_main and state.best_epoch == 0 and not (out / ckpt_io.BEST_NAME).exists():
