@@ -356,8 +356,11 @@ def _build_config(tree: dict[str, Any], source: str) -> Config:
                           f"got {cfg.model.num_joints}")
     kset = configured_keypoint_set(cfg, source)
     if kset is not None:  # model.num_joints must agree, and takes the set's count
+        try:
+            with_keypoint_set(cfg, kset)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=kset.num_joints))
-        with_keypoint_set(cfg, kset)
     return cfg
 
 

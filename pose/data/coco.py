@@ -13,8 +13,8 @@ annotation of those categories must have ``3 K`` keypoint numbers. Other categor
 
 Boxes: training always uses ground-truth boxes, filtered as the official code (non-crowd,
 keypoint category, box clipped with ``x2 = min(W-1, x1 + max(0, w-1))``, kept when the annotation
-``area > 0`` and the clipped box is non-empty, keypoints not all zero, visibility clamped to 1). A
-box that clips to a single point (``x2 == x1`` and ``y2 == y1``: no size to crop at) is dropped as
+``area > 0`` (or it has no ``area``, as CrowdPose's files: mmpose's rule) and the clipped box is
+non-empty, keypoints not all zero, visibility clamped to 1). A box that clips to a single point (``x2 == x1`` and ``y2 == y1``: no size to crop at) is dropped as
 empty too. Evaluation uses these boxes (``use_gt_bbox``) or a detection-results file (a keypoint
 category, ``score >= det_score_thresh``, positive width and height, not entirely outside the image).
 
@@ -259,7 +259,7 @@ class CocoKeypoints(Dataset):
                 raise DatasetError(f"{where}: 'keypoints' must be finite numbers")
             if not is_box(ann.get("bbox")):
                 raise DatasetError(f"{where}: 'bbox' must be 4 numbers [x, y, w, h], got {ann.get('bbox')!r}")
-            if not is_number(ann.get("area")):
+            if "area" in ann and not is_number(ann["area"]):  # CrowdPose's files have none (as mmpose: kept)
                 raise DatasetError(f"{where}: 'area' must be a number, got {ann.get('area')!r}")
 
     def _image_record(self, image_id: int) -> dict:
@@ -288,7 +288,7 @@ class CocoKeypoints(Dataset):
                 x1, y1 = max(0.0, x), max(0.0, y)
                 x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
                 y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-                if not (ann["area"] > 0 and x2 >= x1 and y2 >= y1 and (x2 > x1 or y2 > y1)):
+                if not (ann.get("area", 1.0) > 0 and x2 >= x1 and y2 >= y1 and (x2 > x1 or y2 > y1)):
                     counts["empty box or area"] += 1
                     continue
                 kps = np.asarray(ann["keypoints"], dtype=np.float32).reshape(self.num_joints, 3)
