@@ -23,7 +23,12 @@ from typing import Any
 import yaml
 
 from pose.atomic_io import atomic_write_bytes
-from pose.keypoints import COCO17, KeypointSet, KeypointSetError, resolve
+from pose.keypoints import BUILTIN_SETS, COCO17, KeypointSet, KeypointSetError, resolve
+
+
+# Dataset formats whose joints are fixed (data.dataset -> built-in keypoint set); COCO-format data
+# declare theirs in the annotation file's category.
+DATASET_SETS = {"mpii": "mpii", "crowdpose": "crowdpose"}
 
 
 class ConfigError(ValueError):
@@ -112,6 +117,9 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    # 'coco' (any COCO-format keypoints), 'crowdpose' (COCO format, CrowdPose protocol) or 'mpii'
+    # (the official MPII JSON: annot/{set}.json, images/, PCKh with annot/gt_{set}.mat).
+    dataset: str = "coco"
     # Dataset root in the COCO layout: annotations/person_keypoints_{set}.json,
     # images/{set}/*.jpg, person_detection_results/*.json.
     root: str = "data/coco"
@@ -240,6 +248,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.psa_placement": ("all", "basic"),
     "data.codec": ("gaussian", "dark", "udp"),
     "data.synthetic.figure": ("person", "animal"),
+    "data.dataset": ("coco", "crowdpose", "mpii"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),
@@ -309,15 +318,23 @@ def from_dict(tree: dict[str, Any], source: str = "checkpoint") -> Config:
 
 
 def configured_keypoint_set(cfg: Config, source: str = "config") -> KeypointSet | None:
-    """The keypoint set ``cfg.data.keypoints`` names without looking at data (a built-in name, or
-    explicit ``names``), or None for 'auto' without names (the data decides)."""
+    """The keypoint set ``cfg.data.keypoints`` names without looking at data (a built-in name,
+    explicit ``names``, or the set of a ``data.dataset`` format with fixed joints: MPII, CrowdPose),
+    or None for 'auto' without names on COCO-format data (the annotation file decides)."""
     section = to_dict(cfg.data.keypoints)
+    fixed = DATASET_SETS.get(cfg.data.dataset)
+    if fixed is not None and section["name"] == "auto":
+        section["name"] = fixed
     if section["name"] == "auto" and not section["names"]:
         return None
     try:
-        return resolve(section, None, source=f"{source}: data.keypoints")
+        kset = resolve(section, None, source=f"{source}: data.keypoints")
     except KeypointSetError as exc:
         raise ConfigError(str(exc)) from None
+    if fixed is not None and kset.names != BUILTIN_SETS[fixed].names:
+        raise ConfigError(f"{source}: data.dataset={cfg.data.dataset} has the {fixed} joints, but data.keypoints "
+                          f"gives {kset.num_joints} others ({kset.name!r}); leave data.keypoints.name at auto")
+    return kset
 
 
 def with_keypoint_set(cfg: Config, kset: KeypointSet) -> Config:

@@ -216,15 +216,17 @@ SET_FIELDS = ("names", "skeleton", "flip_pairs", "sigmas", "upper_body", "joint_
 
 
 def resolve(section: Mapping[str, Any], declared: KeypointSet | None, source: str,
-            declared_from: str = "the annotation file") -> KeypointSet:
+            declared_from: str = "the annotation file", warn_default_sigmas: bool = True) -> KeypointSet:
     """The set a config section (``data.keypoints``: ``name`` + optional fields) asks for.
 
     ``name``: 'auto' starts from ``declared`` (the set the data declares); a built-in name starts
     from that set; any other name is a label for a set given by ``names`` (and the other fields).
     Non-empty fields replace the starting set's; new ``names`` start from what those names imply
     (a built-in set when they equal one, else flip pairs and sides from left/right names). When
-    ``declared`` is given, the result's names must equal it. Warns once when the sigmas are the
-    default guess (:data:`DEFAULT_SIGMA`). Errors name ``source`` and the field.
+    ``declared`` is given, the result's names must equal it. With ``warn_default_sigmas``, warns
+    when the sigmas are the default guess (:data:`DEFAULT_SIGMA`) and the section gives none (a set
+    read back from a checkpoint was warned about when it was made). Errors name ``source`` and the
+    field.
     """
     name = section.get("name", "auto")
     given = {k: section[k] for k in SET_FIELDS if section.get(k)}
@@ -250,7 +252,7 @@ def resolve(section: Mapping[str, Any], declared: KeypointSet | None, source: st
     if declared is not None and kset.names != declared.names:
         raise KeypointSetError(f"{source}: data.keypoints names {list(kset.names)} but {declared_from} "
                                f"declares {list(declared.names)} ({declared.source or declared.name})")
-    if "sigmas" not in given and builtin_for_names(kset.names) is None \
+    if warn_default_sigmas and "sigmas" not in given and builtin_for_names(kset.names) is None \
             and all(s == DEFAULT_SIGMA for s in kset.sigmas):
         logger.warning("%s: keypoints %s are not a built-in set; their OKS sigmas default to %.3f each (AP "
                        "is then only comparable within this dataset). Give the real ones with "

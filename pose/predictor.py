@@ -28,6 +28,7 @@ from pose.data.codecs import HeatmapCodec, build_codec_from_config
 from pose.data.detections import read_detections
 from pose.data.json_io import load_json
 from pose.data.topdown import CropInput, decode_to_image, network_heatmaps, rescore
+from pose.engine.runtime import resolve_device
 from pose.engine.keypoint_source import resolve_run_keypoints
 from pose.keypoints import KeypointSet
 from pose.models import build_model, load_weights
@@ -101,7 +102,7 @@ class Predictor:
         codec: heatmap codec (``pose.data.codecs``): crop_matrix, decode, to_image, flip_back.
         input_size: network input (width, height).
         color_rgb, mean, std, padding, pixel_std: as ``cfg.data`` (the dataset's preprocessing).
-        device: torch device for the network ('cpu', 'cuda', 'cuda:1', ...).
+        device: torch device for the network ('cpu', 'cuda', 'cuda:1', ...; 'auto': CUDA when available).
         flip_test: also run the mirrored crops and average (official flip test).
         shift_heatmap: shift the flipped heatmaps one pixel right (official; gaussian codec).
         refine: decoding refinement ('default', 'dark', 'none').
@@ -115,7 +116,7 @@ class Predictor:
                  pixel_std: float = 200.0, device: str | torch.device = "cpu", flip_test: bool = True,
                  shift_heatmap: bool = True, refine: str = "default", kpt_score_thresh: float = 0.2,
                  max_batch: int = 64) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.codec = codec
         self.crop_input = CropInput(input_size=input_size, color_rgb=color_rgb, mean=mean, std=std,
@@ -150,8 +151,6 @@ class Predictor:
             if not path.is_file():
                 raise FileNotFoundError(f"weights file not found: {path}")
             load_weights(model, path, strict=True)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         predictor = cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
                         color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
                         padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,

@@ -1,6 +1,7 @@
 """Real photos with their official annotations (../shared/data, see its README): COCO and CrowdPose
 load with their keypoint sets, crop to the network input, and draw with their skeletons."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,14 @@ from pose import vis
 from pose.data import CocoKeypoints, build_codec
 from pose.keypoints import COCO17, CROWDPOSE14
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("POSE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def _root(name: str) -> Path:
     root = SHARED / name
     if not root.is_dir():
-        pytest.skip(f"real samples not found at {root} (../shared/data relative to the repository root)")
+        pytest.skip(f"real samples not found at {root} (../shared/data next to the repository, or "
+                    "POSE_SHARED_DATA)")
     return root
 
 

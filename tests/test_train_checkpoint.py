@@ -12,9 +12,10 @@ from torch.utils.data import DataLoader
 
 from pose.atomic_io import default_file_mode
 from pose.engine import checkpoint as ck
-from pose.engine import trainer as trainer_mod
+from pose.engine import optim as trainer_mod
 from pose.engine.checkpoint import CheckpointError
-from pose.engine.trainer import EpochSampler, SeededDataset, build_optimizer, build_scheduler, lr_at_epoch
+from pose.engine.optim import build_optimizer, build_scheduler, lr_at_epoch
+from pose.engine.sampling import EpochSampler, SeededDataset
 
 
 def training_state(epoch=1, iteration=0):

@@ -288,7 +288,7 @@ def test_train_then_test_tool_end_to_end(reference, data_root, tmp_path, capsys)
     header = [c.strip() for c in printed.strip().splitlines()[-3].split("|")[2:-1]]
     assert header == list(STAT_NAMES)
     saved = json.loads((tmp_path / "results" / "stats_val2017.json").read_text())
-    assert list(saved)[:10] == list(STAT_NAMES) and saved["main_metric"] == "AP"
+    assert list(saved)[:10] == list(STAT_NAMES)
     assert {"PCK@0.05", "AUC", "EPE"} <= saved.keys() and f"PCK@0.05 {saved['PCK@0.05']:.3f}" in printed
 
 
@@ -304,7 +304,7 @@ def test_temporary_files_of_a_killed_write_are_removed(data_root, tmp_path):
 
 @pytest.mark.parametrize("units, expected", [(True, "bf16 autocast"), (False, "fp32")])
 def test_amp_auto_picks_bf16_only_where_the_cpu_has_bf16_units(data_root, tmp_path, monkeypatch, units, expected):
-    from pose.engine import distributed
+    from pose.engine import runtime as distributed
     monkeypatch.setattr(distributed, "_cpu_has_bf16_units", lambda: units)
     assert distributed.resolve_amp("auto", torch.device("cpu")) == ("bf16" if units else "none")
     assert distributed.resolve_amp("fp16", torch.device("cpu")) == "fp16"  # explicit values stand

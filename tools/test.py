@@ -1,4 +1,8 @@
-"""Evaluate a trained network on COCO keypoints with the official pipeline and print the ten stats.
+"""Evaluate a trained network with the official pipeline and print its dataset's table.
+
+COCO-format data (data.dataset=coco): the ten COCO keypoint stats; data.dataset=crowdpose: the
+CrowdPose protocol (AP/AR, AP easy/medium/hard); data.dataset=mpii: the official PCKh table
+(Head ... Ankle, Mean, Mean@0.1) and the official pred.mat, one prediction per annotated person.
 
   python tools/test.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml \
       --weights pose_hrnet_w32_256x192.pth [section.key=value ...]
@@ -20,6 +24,7 @@ from pose.config import ConfigError, load_config
 from pose.data import DatasetError
 from pose.data.image_io import CorruptImageError
 from pose.engine.coco_eval import EvalError
+from pose.engine.pckh import MpiiEvalError
 from pose.engine.tester import run_test
 from pose.models import WeightsError
 
@@ -48,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         run_test(cfg, args.weights, device=args.device, amp=args.amp)
-    except (OSError, WeightsError, DatasetError, CorruptImageError, EvalError, ConfigError) as exc:
+    except (OSError, WeightsError, DatasetError, CorruptImageError, EvalError, MpiiEvalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -2,9 +2,11 @@
 
 ``build_dataset(cfg, split)`` is the one place a config becomes a dataset.
 
-What the engine needs of a dataset (``CocoKeypoints``; other formats provide the same):
-``keypoints`` (the resolved :class:`pose.keypoints.KeypointSet`), ``codec`` (with the set's flip
-index), ``image_set``, ``__len__`` and items as ``CocoKeypoints.__getitem__`` describes.
+What the engine needs of a dataset (``CocoKeypoints``; ``MpiiKeypoints`` and
+``CrowdPoseKeypoints`` provide the same): ``keypoints`` (the resolved
+:class:`pose.keypoints.KeypointSet`), ``codec`` (with the set's flip index), ``protocol`` (its
+evaluation, ``pose.engine.protocols``), ``image_set``, ``records`` (with ``joints`` and ``box``
+per crop), ``__len__`` and items as ``CocoKeypoints.__getitem__`` describes.
 ``with_dataset_keypoints(cfg, dataset)`` writes the set the training data resolved into the config
 (``data.keypoints``, ``model.num_joints``) before the network is built and the config saved.
 """
@@ -14,12 +16,14 @@ from pathlib import Path
 from pose.config import Config, ConfigError, configured_keypoint_set, to_dict, with_keypoint_set
 from pose.data.coco import CocoKeypoints
 from pose.data.codecs import build_codec, build_codec_from_config
+from pose.data.crowdpose import CrowdPoseKeypoints
 from pose.data.json_io import DatasetError
+from pose.data.mpii import MpiiKeypoints
 
 SPLITS = ("train", "val")
 
-__all__ = ["CocoKeypoints", "DatasetError", "build_codec", "build_codec_from_config", "build_dataset",
-           "with_dataset_keypoints"]
+__all__ = ["CocoKeypoints", "CrowdPoseKeypoints", "DatasetError", "MpiiKeypoints", "build_codec",
+           "build_codec_from_config", "build_dataset", "with_dataset_keypoints"]
 
 
 def with_dataset_keypoints(cfg: Config, dataset) -> Config:
@@ -60,12 +64,20 @@ def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
     if not use_gt:
         det_file = Path(data.det_file)
         det_file = det_file if det_file.is_absolute() else root / det_file
+    # The set the config names (a built-in name, explicit names, or data.dataset's own set), else the
+    # one the training annotation file declares (resolved by the dataset from the config section).
     kset = configured_keypoint_set(cfg)
-    return CocoKeypoints(
-        root=root, image_set=data.train_set if train else data.val_set, codec=build_codec_from_config(cfg, kset),
-        train=train, aug=data.aug if train else None, use_gt_bbox=use_gt, det_file=det_file,
-        det_score_thresh=cfg.test.det_score_thresh, color_rgb=data.color_rgb, mean=data.mean, std=data.std,
-        padding=data.padding, pixel_std=data.pixel_std, skip_corrupt_images=data.skip_corrupt_images,
-        keypoints=kset if kset is not None else to_dict(data.keypoints), ann_file=data.ann_file,
-        image_dir=data.image_dir, reduced_decode=data.reduced_decode,
-        cache_images=data.cache_images)
+    codec = build_codec_from_config(cfg, kset)
+    common = dict(root=root, image_set=data.train_set if train else data.val_set, codec=codec, train=train,
+                  aug=data.aug if train else None, color_rgb=data.color_rgb, mean=data.mean, std=data.std,
+                  pixel_std=data.pixel_std, skip_corrupt_images=data.skip_corrupt_images,
+                  reduced_decode=data.reduced_decode, cache_images=data.cache_images)
+    if data.dataset == "mpii":
+        if not use_gt:
+            raise ValueError("data.dataset=mpii is evaluated on its annotated people (centre and scale of "
+                             "each annotation): set test.use_gt_bbox=true")
+        return MpiiKeypoints(**common)
+    cls = CrowdPoseKeypoints if data.dataset == "crowdpose" else CocoKeypoints
+    return cls(use_gt_bbox=use_gt, det_file=det_file, det_score_thresh=cfg.test.det_score_thresh,
+               padding=data.padding, keypoints=kset if kset is not None else to_dict(data.keypoints),
+               ann_file=data.ann_file, image_dir=data.image_dir, **common)

@@ -144,25 +144,16 @@ class CocoKeypoints(Dataset):
         self.crop_input = CropInput(input_size=self.input_size, color_rgb=self.color_rgb, mean=mean, std=std,
                                     padding=self.padding, pixel_std=self.pixel_std)
         self.aspect_ratio = self.crop_input.aspect_ratio
-        self._check_layout(image_dir)
+        self._image_dir, self._ann_file, self._keypoints_arg = image_dir, ann_file, keypoints
+        self._check_layout()
         self.is_test_set = "test" in image_set
-        self.annotation_file, self.coco = self._load_annotations(ann_file, keypoints)
+        self.records = self._load_records()
         self._flip_pairs = self.keypoints.flip_pairs
+        self._upper_ids = self.keypoints.upper_body
         try:
             codec.set_flip_index(self.keypoints.flip_index)
         except ValueError as exc:
             raise DatasetError(f"{self.annotation_file or self.root}: {exc}") from None
-        self._upper_ids = self.keypoints.upper_body
-        if self.train or self.use_gt_bbox:
-            if self.coco is None or "annotations" not in self.coco.dataset:
-                raise DatasetError(f"{self.annotation_file or self.root / 'annotations'}: no keypoint "
-                                   f"annotations for {image_set!r}; evaluate it with detection boxes "
-                                   "(use_gt_bbox false / test.use_gt_bbox=false)")
-            self.records = self._gt_records()
-        else:
-            if self.det_file is None:
-                raise ValueError("use_gt_bbox is false but no det_file was given")
-            self.records = self._det_records()
         if not self.records:
             raise DatasetError(f"no usable person instances in {image_set!r} under {self.root}: "
                                f"{self.filter_summary}")
@@ -172,7 +163,8 @@ class CocoKeypoints(Dataset):
     def num_joints(self) -> int:
         return self.keypoints.num_joints
 
-    def _check_layout(self, image_dir: str) -> None:
+    def _check_layout(self) -> None:
+        image_dir = self._image_dir
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root not found: {self.root} (expected annotations/ and "
                                     f"images/{self.image_set}/ under it)")
@@ -181,10 +173,25 @@ class CocoKeypoints(Dataset):
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (expected "
                                     f"root/{image_dir.replace('{set}', self.image_set)}/<file_name>)")
 
-    def _load_annotations(self, ann_file: str, keypoints):
+    def _load_records(self) -> list[dict]:
+        """The person instances: ground-truth boxes (training, ``use_gt_bbox``) or detections."""
+        self.annotation_file, self.coco = self._load_annotations()
+        if self.train or self.use_gt_bbox:
+            if self.coco is None or "annotations" not in self.coco.dataset:
+                raise DatasetError(f"{self.annotation_file or self.root / 'annotations'}: no keypoint "
+                                   f"annotations for {self.image_set!r}; evaluate it with detection boxes "
+                                   "(use_gt_bbox false / test.use_gt_bbox=false)")
+            return self._gt_records()
+        if self.det_file is None:
+            raise ValueError("use_gt_bbox is false but no det_file was given")
+        return self._det_records()
+
+    def _load_annotations(self):
+        ann_file, keypoints = self._ann_file, self._keypoints_arg
         path = self.root / ann_file.replace("{set}", self.image_set)
-        if self.is_test_set and ann_file == DEFAULT_ANN_FILE:
-            path = self.root / "annotations" / f"image_info_{self.image_set}.json"  # COCO's test naming
+        if self.is_test_set and ann_file == DEFAULT_ANN_FILE and not path.is_file():
+            # test sets without keypoints (CrowdPose's test has them): COCO's image-info file
+            path = self.root / "annotations" / f"image_info_{self.image_set}.json"
         if not path.is_file():
             if self.is_test_set and not self.use_gt_bbox and not self.train:
                 logger.info("%s not found: images of %s are looked up as %s/<image_id:012d>.jpg",
@@ -417,7 +424,7 @@ class CocoKeypoints(Dataset):
             "score": float(rec["score"]),
             "area": float(scale[0] * scale[1] * self.pixel_std ** 2),
             "image_id": int(rec["image_id"]),
-            "category_id": int(rec["category_id"]),
+            "category_id": int(rec.get("category_id", 1)),  # formats without categories (MPII): 1
             "index": int(index),
             "joints": torch.from_numpy(np.concatenate([joints, vis[:, None]], axis=1).astype(np.float32)),
         }

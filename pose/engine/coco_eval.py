@@ -22,6 +22,7 @@ import numpy as np
 from pose.data.json_io import load_json
 from pose.keypoints import KeypointSet, KeypointSetError, from_categories
 from pose.engine.results_io import RESULTS_SCHEMA, EvalError, check_results  # noqa: F401 (re-exported)
+from pose.engine.tables import metrics_table
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +120,4 @@ def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLi
 
 def format_stats_table(stats: dict[str, float], name: str | None = None) -> str:
     """The ten stats as a Markdown table (three decimals), optionally with a first column ``name``."""
-    names = list(STAT_NAMES)
-    missing = [n for n in names if n not in stats]
-    if missing:
-        raise KeyError(f"stats lack {missing}; expected the keys {names}")
-    cells = [f"{stats[n]:.3f}" for n in names]
-    widths = [max(len(n), len(c)) for n, c in zip(names, cells)]
-    header = [n.center(w) for n, w in zip(names, widths)]
-    values = [c.center(w) for c, w in zip(cells, widths)]
-    if name is not None:
-        width = max(len("Model"), len(name))
-        header, values = ["Model".ljust(width)] + header, [name.ljust(width)] + values
-        widths = [width] + widths
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-             "| " + " | ".join(values) + " |"]
-    return "\n".join(lines)
+    return metrics_table(stats, STAT_NAMES, name=name)

@@ -33,10 +33,14 @@ def plot_training_curves(history: Sequence[dict[str, Any]] | str | os.PathLike,
         axes[0].set(title="training loss", xlabel="epoch")
         if losses and min(losses) > 0:
             axes[0].set_yscale("log")
-        val = [r for r in history if "AP" in r]
-        axes[1].plot([r["epoch"] for r in val], [r["AP"] for r in val], marker="o", label="AP")
-        axes[1].plot([r["epoch"] for r in val], [r.get("AR", float("nan")) for r in val], marker="s", label="AR")
-        axes[1].set(title="validation (COCO keypoints)", xlabel="epoch", ylim=(0, 1))
+        # COCO-format runs report AP/AR (0..1); MPII runs the PCKh table (percent).
+        pckh = not any("AP" in r for r in history) and any("Mean" in r for r in history)
+        (main, other), top = (("Mean", "Mean@0.1"), 100) if pckh else (("AP", "AR"), 1)
+        val = [r for r in history if main in r]
+        axes[1].plot([r["epoch"] for r in val], [r[main] for r in val], marker="o", label=main)
+        axes[1].plot([r["epoch"] for r in val], [r.get(other, float("nan")) for r in val], marker="s", label=other)
+        axes[1].set(title="validation (MPII PCKh)" if pckh else "validation (keypoint AP)", xlabel="epoch",
+                    ylim=(0, top))
         axes[1].legend(loc="lower right")
         axes[2].plot(epochs, [r["lr"] for r in history], marker=".", drawstyle="steps-post")
         axes[2].set(title="learning rate", xlabel="epoch")

@@ -1,10 +1,5 @@
 """Evaluation: batched inference with flip test, rescoring, OKS NMS, COCO results and AP.
 
-Every step that depends on the joints takes the dataset's keypoint set (``dataset.keypoints``):
-the flip index (through the codec), the OKS sigmas of NMS and of pycocotools' evaluation. The
-post-inference step is the dataset's protocol (:data:`PROTOCOLS`, 'coco' by default), which
-returns the stats with the name of their main metric (:data:`MAIN_METRIC`).
-
 The official pipeline (``lib/core/function.py`` ``validate``, ``lib/dataset/coco.py`` ``evaluate``):
 
 1. every crop of the dataset (ground-truth or detection boxes) through the network; with flip
@@ -16,6 +11,10 @@ The official pipeline (``lib/core/function.py`` ``validate``, ``lib/dataset/coco
    (0 when none is above);
 4. OKS NMS per image at ``oks_nms_thresh`` (or soft OKS NMS), areas ``prod(scale * pixel_std)``;
 5. the kept instances written as COCO keypoint results, evaluated by ``COCOeval`` from that file.
+
+Every step that depends on the joints takes the dataset's keypoint set (``dataset.keypoints``):
+the flip index (through the codec) and the OKS sigmas of NMS and of the evaluation. On
+ground-truth boxes, PCK / AUC / EPE (:mod:`pose.engine.metrics`) are added to the stats.
 
 Under ``torch.distributed`` each rank infers the shard ``indices rank::world``; rank 0 gathers the
 predictions, post-processes, writes and evaluates, and the stats are broadcast to every rank.
@@ -29,24 +28,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.data.topdown import decode_to_image, network_heatmaps, rescore
-from pose.engine.coco_eval import STAT_NAMES, coco_keypoint_eval, format_stats_table
+from pose.engine import runtime
+from pose.engine.coco_eval import STAT_NAMES, format_stats_table
 from pose.engine.metrics import keypoint_metrics
-from pose.engine.distributed import amp_autocast
 from pose.engine.nms import nms_per_image
+from pose.engine.protocols import dataset_protocol, finish_mpii, results_file_stats, stats_table
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
 
 logger = logging.getLogger(__name__)
 
-# The stats key naming the main metric of an evaluation (its value is another key of the stats).
-MAIN_METRIC = "main_metric"
-
-__all__ = ["MAIN_METRIC", "PROTOCOLS", "Predictions", "STAT_NAMES", "main_metric", "evaluate", "format_stats_table", "postprocess", "rescore",
+__all__ = ["Predictions", "STAT_NAMES", "evaluate", "format_stats_table", "postprocess", "rescore",
            "results_paths", "run_inference"]
 
 
@@ -115,7 +113,7 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     ``codec.to_image`` and the batch's ``center``/``scale``. The model's train/eval mode is restored.
     """
     device = torch.device(device)
-    autocast = amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
+    autocast = runtime.amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
     model = _unwrap(model)
     was_training = model.training
     model.eval()
@@ -151,29 +149,21 @@ def postprocess(preds: Predictions, *, sigmas: np.ndarray, kpt_score_thresh: flo
     return keep, scores
 
 
-def main_metric(stats: dict) -> tuple[str, float] | None:
-    """(name, value) of the main metric an evaluation returned, or None (no ground truth)."""
-    name = stats.get(MAIN_METRIC)
-    return (name, float(stats[name])) if name is not None else None
+def gt_box_metrics(preds: Predictions, dataset) -> dict[str, float]:
+    """PCK / AUC / EPE (:mod:`pose.engine.metrics`) of every crop against its own ground-truth box
+    (``dataset.records[i]``: ``joints`` (K, 3), ``box`` x, y, w, h)."""
+    records = [dataset.records[i] for i in preds.indices.tolist()]
+    if not records:
+        return {}
+    gt = np.stack([r["joints"] for r in records])
+    sizes = np.array([max(float(r["box"][2]), float(r["box"][3])) for r in records])
+    return keypoint_metrics(preds.coords, gt[..., :2], gt[..., 2], sizes)
 
 
 def results_paths(output_dir: str | os.PathLike, image_set: str) -> tuple[Path, Path]:
     """``output_dir/results/keypoints_{set}_results.json`` and ``.../stats_{set}.json``."""
     folder = Path(output_dir) / "results"
     return folder / f"keypoints_{image_set}_results.json", folder / f"stats_{image_set}.json"
-
-
-def _dist_info() -> tuple[int, int]:
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def has_keypoint_gt(dataset) -> bool:
@@ -183,27 +173,18 @@ def has_keypoint_gt(dataset) -> bool:
             and bool(coco.dataset.get("annotations")))
 
 
-def _gt_box_metrics(preds: Predictions, dataset) -> dict[str, float]:
-    """PCK / AUC / EPE (:mod:`pose.engine.metrics`) of every crop against its own ground-truth box."""
-    records = [dataset.records[i] for i in preds.indices.tolist()]
-    if not records:
-        return {}
-    gt = np.stack([r["joints"] for r in records])
-    sizes = np.array([max(float(r["box"][2]), float(r["box"][3])) for r in records])
-    return keypoint_metrics(preds.coords, gt[..., :2], gt[..., 2], sizes)
-
-
-def _finish_coco(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict:
-    """Rank 0, COCO-format data: post-process with the set's sigmas, write the results (and stats)
-    files, evaluate OKS AP (pycocotools with the set's sigmas) and, on ground-truth boxes, PCK /
-    AUC / EPE. The main metric is AP."""
+def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict[str, float]:
+    """Rank 0: post-process, write the results (and stats) files, evaluate."""
+    protocol = dataset_protocol(dataset)
+    if protocol == "mpii":  # one prediction per annotated person: no rescoring, no NMS
+        return finish_mpii(preds.coords, preds.indices, dataset, output_dir, name=cfg.model.arch, verbose=verbose)
     results_file, stats_file = results_paths(output_dir, dataset.image_set)
-    sigmas = dataset.keypoints.oks_sigmas
     t0 = time.perf_counter()
-    keep, scores = postprocess(preds, sigmas=sigmas, kpt_score_thresh=cfg.test.kpt_score_thresh,
+    keep, scores = postprocess(preds, sigmas=dataset.keypoints.oks_sigmas, kpt_score_thresh=cfg.test.kpt_score_thresh,
                                oks_thresh=cfg.test.oks_nms_thresh, soft_nms=cfg.test.soft_nms)
     t1 = time.perf_counter()
-    categories = np.array([dataset.records[i]["category_id"] for i in preds.indices[keep].tolist()], np.int64)
+    # Each result under its annotation's (or detection's) keypoint category, as the file numbers them.
+    categories = np.array([dataset.records[i].get("category_id", 1) for i in preds.indices[keep].tolist()], np.int64)
     write_keypoint_results(results_file, preds.image_ids[keep], preds.keypoints()[keep], scores[keep],
                            category_ids=categories)
     t2 = time.perf_counter()
@@ -218,36 +199,19 @@ def _finish_coco(preds: Predictions, dataset, cfg: Config, output_dir, verbose: 
         return {}
     if len(keep) == 0:
         logger.warning("no predictions for %s: AP and AR are 0", dataset.image_set)
-    stats: dict = coco_keypoint_eval(dataset.annotation_file, results_file, backend=cfg.test.eval_backend,
-                                     sigmas=sigmas)
-    logger.info("COCO evaluation (%s): %.2f s", cfg.test.eval_backend, time.perf_counter() - t2)
-    if dataset.use_gt_bbox:
-        stats.update(_gt_box_metrics(preds, dataset))
-    stats[MAIN_METRIC] = "AP"
+    stats = results_file_stats(dataset, results_file, backend=cfg.test.eval_backend)
+    logger.info("%s evaluation (%s): %.2f s", protocol, cfg.test.eval_backend, time.perf_counter() - t2)
+    extra = gt_box_metrics(preds, dataset) if dataset.use_gt_bbox else {}
+    stats.update(extra)
     write_json_atomic(stats_file, stats, indent=2)
     if verbose:
         print(f"{dataset.image_set}: {len(keep)} instances evaluated ({cfg.test.eval_backend}), "
               f"stats written to {stats_file}")
-        extra = {k: v for k, v in stats.items() if k not in STAT_NAMES and k != MAIN_METRIC}
         if extra:
             print("  ".join(f"{k} {v:.3f}" if k != "EPE" else f"EPE {v:.2f} px" for k, v in extra.items())
                   + "  (ground-truth boxes; PCK normalised by the box size, AUC by 30 px)")
-        print(format_stats_table(stats, name=cfg.model.arch))
+        print(stats_table(protocol, stats, name=cfg.model.arch))
     return stats
-
-
-# Post-inference evaluation per data format: name -> function(preds, dataset, cfg, output_dir,
-# verbose) -> stats, run on rank 0. A dataset names its format in ``dataset.protocol``; the stats
-# name their main metric (best-checkpoint selection) under MAIN_METRIC.
-PROTOCOLS = {"coco": _finish_coco}
-
-
-def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool) -> dict:
-    protocol = getattr(dataset, "protocol", "coco")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"{type(dataset).__name__}: unknown evaluation protocol {protocol!r}; "
-                         f"valid: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[protocol](preds, dataset, cfg, output_dir, verbose)
 
 
 def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLike,
@@ -259,13 +223,12 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     ``output_dir/results/keypoints_{set}_results.json`` and, when the split has keypoint ground
     truth, ``stats_{set}.json``; prints the table on rank 0 when ``verbose``.
 
-    Returns the stats on every rank: for COCO-format data the ten {'AP', 'AP .5', 'AP .75', 'AP (M)',
-    'AP (L)', 'AR', ...}, with ground-truth boxes also 'PCK@0.05', 'AUC', 'EPE', and
-    ``MAIN_METRIC: 'AP'`` (the key best-checkpoint selection reads, see :func:`main_metric`); {} for
-    a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
+    Returns the protocol's stats on every rank (COCO: the ten {'AP', 'AP .5', 'AP .75', 'AP (M)',
+    'AP (L)', 'AR', ...}; with ground-truth boxes also 'PCK@0.05', 'AUC' and 'EPE'),
+    or {} for a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
     """
-    device = resolve_device(device)
-    rank, world = _dist_info()
+    device = runtime.resolve_device(device)
+    rank, world = runtime.rank(), runtime.world_size()
     indices = range(rank, len(dataset), world)
     shard = Subset(dataset, indices) if world > 1 else dataset
     num_joints = cfg.model.num_joints
@@ -286,7 +249,6 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     if world == 1:
         return _finish(preds, dataset, cfg, output_dir, verbose)
 
-    import torch.distributed as dist
     gathered = [None] * world if rank == 0 else None
     dist.gather_object(preds, gathered, dst=0)
     box: list = [None]

@@ -65,7 +65,8 @@ def resolve_run_keypoints(cfg: Config, weights: str | os.PathLike | None = None,
             return cfg
         base, origin = fallback, f"{fallback.name} (no keypoint set in the config or the weights file)"
     try:
-        kset = resolve(to_dict(cfg.data.keypoints), base, source="data.keypoints", declared_from=origin)
+        kset = resolve(to_dict(cfg.data.keypoints), base, source="data.keypoints", declared_from=origin,
+                       warn_default_sigmas=False)
     except KeypointSetError as exc:
         raise ConfigError(str(exc)) from None
     logger.info("keypoint set %r (%d joints) from %s", kset.name, kset.num_joints, origin)

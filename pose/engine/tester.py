@@ -6,19 +6,21 @@ and ours: ``pose.models.load_weights`` accepts raw state_dicts and dicts with a 
 'model' key, and strips ``module.``), the 'val' dataset of the config is built (ground-truth boxes
 or ``data.det_file`` per ``test.use_gt_bbox``) and :func:`pose.engine.evaluator.evaluate` runs.
 
-Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is initialised here (NCCL on
-CUDA, gloo on CPU) and each rank evaluates a shard.
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is initialised here
+(:func:`pose.engine.runtime.init_distributed`: NCCL on CUDA, gloo on CPU, with its timeout) and
+each rank evaluates a shard.
 """
 
 import logging
 import os
 from pathlib import Path
 
-import torch
-
 from pose.config import Config, save_config
-from pose.engine.evaluator import evaluate, resolve_device, results_paths
+from pose.data import build_dataset, with_dataset_keypoints
+from pose.engine import runtime
+from pose.engine.evaluator import evaluate, results_paths
 from pose.engine.keypoint_source import resolve_run_keypoints
+from pose.models import build_model, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,6 @@ def resolve_weights(cfg: Config, weights: str | os.PathLike | None = None) -> Pa
     return path
 
 
-def _init_distributed(device: torch.device) -> torch.device:
-    import torch.distributed as dist
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
-        return device
-    if device.type == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
 def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: str | None = None,
              amp: str = "none", verbose: bool = True) -> dict[str, float]:
     """Evaluate the weights (see :func:`resolve_weights`) of ``cfg``'s network on its 'val' split.
@@ -59,12 +49,8 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     Returns the ten stats ({} for a split without keypoint ground truth); writes the results file,
     the stats file and the merged config under ``cfg.output_dir/results/``.
     """
-    from pose.data import build_dataset, with_dataset_keypoints
-    from pose.models import build_model, load_weights
-
     path = resolve_weights(cfg, weights)
-    dev = _init_distributed(resolve_device(device or cfg.device))
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    dev, rank, _ = runtime.init_distributed(device or cfg.device)
     cfg = resolve_run_keypoints(cfg, path, fallback=None)  # else the dataset's category decides
     dataset = build_dataset(cfg, "val")
     cfg = with_dataset_keypoints(cfg, dataset)

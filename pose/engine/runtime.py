@@ -1,7 +1,12 @@
-"""torch.distributed set-up for torchrun: one process per GPU (NCCL), or gloo processes on CPU.
+"""Where and how a network runs: device, processes and precision.
 
-Without torchrun (no ``WORLD_SIZE``, or 1) everything here works in one process: rank 0 of 1,
-collectives return their input.
+One home for what the trainer, the tester, the evaluator and the predictor all need:
+
+* :func:`resolve_device`: ``'auto'`` is CUDA when available, else the CPU;
+* :func:`init_distributed`, :func:`rank`, :func:`world_size` and the collectives: torchrun's
+  processes (one per GPU with NCCL, or gloo processes on CPU). Without torchrun (no
+  ``WORLD_SIZE``, or 1) everything works in one process: rank 0 of 1, collectives return their input;
+* :func:`resolve_amp` and :func:`amp_autocast`: the ``amp`` setting and its autocast context.
 
 A failing rank must not leave the others waiting. Three mechanisms together:
 
@@ -15,27 +20,33 @@ A failing rank must not leave the others waiting. Three mechanisms together:
 
 import contextlib
 import datetime
+import logging
 import os
 
 import torch
 import torch.distributed as dist
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT_S = 600.0
 
-__all__ = ["all_mean", "any_rank", "barrier", "cleanup", "describe_failure", "flags_any", "flags_by_rank",
-           "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "resolve_amp", "amp_autocast",
-           "world_size"]
+__all__ = ["AMP_DTYPES", "all_mean", "amp_autocast", "any_rank", "barrier", "cleanup", "describe_failure",
+           "flags_any", "flags_by_rank", "init_distributed", "is_distributed", "is_main", "local_rank", "rank",
+           "resolve_amp", "resolve_device", "world_size"]
 
-# Resolved train.amp values and their autocast dtypes.
+# Resolved amp values and their autocast dtypes.
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _resolve(device: str | torch.device) -> torch.device:
+# --- device -------------------------------------------------------------------------------------------
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``'auto'``: CUDA when available, else the CPU; any other name as ``torch.device`` reads it."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
+# --- precision ----------------------------------------------------------------------------------------
 def _cpu_has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16), where bf16
     autocast is faster than fp32; elsewhere it is emulated and slower."""
@@ -52,7 +63,7 @@ def _cpu_has_bf16_units() -> bool:
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """``train.amp``: 'auto' becomes 'bf16' on a CUDA device that supports it or a CPU with bf16
+    """``amp``: 'auto' becomes 'bf16' on a CUDA device that supports it or a CPU with bf16
     matrix units (AMX, AVX512-BF16), else 'none'; other values are returned as they are."""
     if amp != "auto":
         return amp
@@ -62,22 +73,23 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 
 
 def amp_autocast(device: torch.device, amp: str):
-    """The autocast context for a resolved ``train.amp`` ('none': a no-op context)."""
+    """The autocast context for a resolved ``amp`` ('none': a no-op context)."""
     if amp not in AMP_DTYPES:
         raise ValueError(f"unknown amp {amp!r}; valid: {', '.join(AMP_DTYPES)}")
     dtype = AMP_DTYPES[amp]
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
+# --- processes ----------------------------------------------------------------------------------------
 def init_distributed(device: str | torch.device = "auto",
                      timeout_s: float | None = None) -> tuple[torch.device, int, int]:
     """Initialise the process group when launched by torchrun (``WORLD_SIZE`` > 1).
 
     Returns (device, rank, world_size). On CUDA each process takes ``cuda:LOCAL_RANK`` and the
     NCCL backend; on CPU the gloo backend. Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
-    ``MASTER_ADDR``, ``MASTER_PORT`` (set by torchrun).
+    ``MASTER_ADDR``, ``MASTER_PORT`` (set by torchrun). A process group that exists already is kept.
     """
-    dev = _resolve(device)
+    dev = resolve_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return dev, 0, 1
@@ -119,33 +131,10 @@ def barrier() -> None:
         dist.barrier()
 
 
-def _device_for_collectives() -> torch.device:
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def flags_any(*flags: bool) -> list[bool]:
-    """For each flag, whether it is true on any rank: one all-reduce (every rank must call it)."""
-    if not is_distributed():
-        return [bool(f) for f in flags]
-    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=_device_for_collectives())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v > 0) for v in t.tolist()]
-
-
-def any_rank(flag: bool) -> bool:
-    """True when ``flag`` is true on any rank (a collective: every rank must call it)."""
-    return flags_any(flag)[0]
-
-
-def all_mean(value: float) -> float:
-    """Mean of a float over ranks (a collective)."""
-    if not is_distributed():
-        return float(value)
-    t = torch.tensor([value], dtype=torch.float64, device=_device_for_collectives())
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
+def cleanup() -> None:
+    """Destroy the process group (if any); safe to call twice."""
+    if is_distributed():
+        dist.destroy_process_group()
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -156,14 +145,38 @@ def describe_failure(exc: BaseException) -> str:
     return text
 
 
-def cleanup() -> None:
-    """Destroy the process group (if any); safe to call twice."""
-    if is_distributed():
-        dist.destroy_process_group()
+# --- collectives (every rank must call them) ----------------------------------------------------------
+def _device_for_collectives() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def flags_any(*flags: bool) -> list[bool]:
+    """For each flag, whether it is true on any rank: one all-reduce."""
+    if not is_distributed():
+        return [bool(f) for f in flags]
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=_device_for_collectives())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v > 0) for v in t.tolist()]
+
+
+def any_rank(flag: bool) -> bool:
+    """True when ``flag`` is true on any rank."""
+    return flags_any(flag)[0]
+
+
+def all_mean(value: float) -> float:
+    """Mean of a float over ranks."""
+    if not is_distributed():
+        return float(value)
+    t = torch.tensor([value], dtype=torch.float64, device=_device_for_collectives())
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
 
 
 def flags_by_rank(*flags: bool) -> list[list[bool]]:
-    """Every rank's flags, ``[rank][i]`` (one all-gather; every rank must call it)."""
+    """Every rank's flags, ``[rank][i]`` (one all-gather)."""
     if not is_distributed():
         return [[bool(f) for f in flags]]
     t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32, device=_device_for_collectives())
