@@ -352,7 +352,8 @@ def with_keypoint_set(cfg: Config, kset: KeypointSet) -> Config:
 
 def legacy_keypoints(cfg: Config) -> Config:
     """A config saved before keypoint sets existed (``data.keypoints`` auto, no names) is COCO-17's."""
-    if cfg.data.keypoints.name == "auto" and not cfg.data.keypoints.names and cfg.model.num_joints in (0, 17):
+    if cfg.data.keypoints.name == "auto" and not cfg.data.keypoints.names \
+            and cfg.model.num_joints in (0, COCO17.num_joints):
         return with_keypoint_set(cfg, COCO17)
     return cfg
 

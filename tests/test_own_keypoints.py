@@ -18,6 +18,7 @@ from pose.config import config_diff, load_config
 from pose.data.synthetic import generate_synthetic_coco
 from pose.data.synthetic_animal import ANIMAL_NAMES, ANIMAL_SKELETON
 from pose.engine.checkpoint import load_checkpoint
+from pose.engine.keypoint_source import checkpoint_keypoints
 from pose.engine.trainer import train
 from pose.keypoints import COCO17, DEFAULT_SIGMA
 from pose.models import WeightsError, build_model, load_weights
@@ -126,6 +127,13 @@ def test_fine_tuning_from_coco_weights(animal_root, data_root, tmp_path, capsys)
     train(load_config(TINY, tiny_overrides(data_root, coco_out, "train.epochs=1")), verbose=False)
     coco_weights = coco_out / "model_best.pth"
     assert load_checkpoint(coco_weights)["model"]["final_layer.weight"].shape[0] == COCO17.num_joints
+    # A checkpoint from before keypoint sets (no data.keypoints in its config) is COCO-17's.
+    old = load_checkpoint(coco_weights)
+    del old["config"]["data"]["keypoints"]
+    old["config"]["model"]["num_joints"] = 17
+    torch.save(old, tmp_path / "old.pth")
+    assert checkpoint_keypoints(tmp_path / "old.pth") is None
+    assert Predictor.from_config(load_config(TINY), tmp_path / "old.pth").keypoints == COCO17
     test_tool = runpy.run_path(str(REPO / "tools" / "test.py"))
     args = ["--cfg", str(TINY), "--weights", str(coco_weights), *tiny_overrides(animal_root, tmp_path / "t")]
     assert test_tool["main"](test_tool["get_args_parser"]().parse_args(args)) == 1
