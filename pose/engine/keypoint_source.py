@@ -40,7 +40,11 @@ def _saved_config(path: Path) -> dict[str, Any] | None:
 
 
 def checkpoint_keypoints(path: str | os.PathLike) -> KeypointSet | None:
-    """The keypoint set saved in a checkpoint's config, or None (no config, or one from before sets)."""
+    """The keypoint set saved in a checkpoint's config (or an exported ONNX file's metadata), or None
+    (no config, or one from before sets)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from pose.export import onnx_keypoints
+        return onnx_keypoints(path) if Path(path).is_file() else None
     config = _saved_config(Path(path))
     section = (config or {}).get("data", {}).get("keypoints") if isinstance(config, dict) else None
     if not isinstance(section, dict) or not section.get("names"):
