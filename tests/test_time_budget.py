@@ -23,6 +23,8 @@ def test_scale_lr_steps_keeps_the_fractions_of_the_run():
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=42) == (34, 40)
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=21) == (17, 20)
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=30) == (24, 29)
+    # The last drop rounds to the end of the run: it moves to the epoch before, not out.
+    assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=9) == (7, 8)
     # Too short for both drops: each at least one epoch after the previous, none at the end.
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=3) == (2,)
     assert scale_lr_steps((34, 40), from_epochs=42, to_epochs=1) == ()
@@ -75,3 +77,10 @@ def test_demo_continues_the_schedule_saved_with_a_run(tmp_path):
     s = saved_schedule(out)
     assert isinstance(s, Schedule) and (s.epochs, s.lr_steps) == (7, (5, 6))
     assert str(out) in s.reason
+    # The whole plan of the run under way, with the threads it chose, and no new probe.
+    (out / demo["SCHEDULE_FILE"]).write_text('{"tail_s": 42.5, "threads": 1, "epochs": 7}')
+    plan = demo["choose_plan"](REPO / "experiments/synthetic/tiny.yaml", [], cfg, out, budget_s=600.0, start=0.0)
+    assert (plan.schedule, plan.tail_s, plan.threads) == (s, 42.5, 1)
+    # A schedule given on the command line is used as given.
+    given = demo["choose_plan"](REPO / "x.yaml", ["train.epochs=3"], cfg, out, budget_s=600.0, start=0.0)
+    assert given.schedule is None and given.threads is None

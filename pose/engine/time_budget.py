@@ -36,8 +36,9 @@ def num_validations(epochs: int, val_every: int) -> int:
 def scale_lr_steps(lr_steps: tuple[int, ...], *, from_epochs: int, to_epochs: int) -> tuple[int, ...]:
     """The LR drops of a ``from_epochs`` recipe at the same fractions of a ``to_epochs`` run.
 
-    Rounded to whole epochs, each at least one epoch after the previous one and before the last
-    epoch (a drop at or after the end would never act); drops that find no room are left out.
+    Rounded to whole epochs, at the latest before the last epoch (a drop at or after the end would
+    never act) and each at least one epoch after the previous one; drops that find no room are
+    left out.
     """
     if from_epochs <= 0 or to_epochs <= 0:
         raise ValueError(f"epochs must be positive, got from_epochs={from_epochs}, to_epochs={to_epochs}")
@@ -45,7 +46,8 @@ def scale_lr_steps(lr_steps: tuple[int, ...], *, from_epochs: int, to_epochs: in
         return tuple(lr_steps)
     out: list[int] = []
     for step in sorted(lr_steps):
-        s = max(int(math.floor(step * to_epochs / from_epochs + 0.5)), out[-1] + 1 if out else 1)
+        s = min(int(math.floor(step * to_epochs / from_epochs + 0.5)), to_epochs - 1)
+        s = max(s, out[-1] + 1 if out else 1)
         if s < to_epochs:
             out.append(s)
     return tuple(out)

@@ -376,6 +376,7 @@ def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Te
     u = v @ wz.t()
     if module.variant == "paper":
         # One kernel for the LayerNorm; its mean and 1/std give the normalised values in backward.
+        # The shape from the module, not from u: the ONNX exporter cannot take a traced size there.
         norm = module.norm_up
         ln, mean, rstd = torch.native_layer_norm(u, norm.normalized_shape, _cast(norm.weight, u.dtype),
                                                  _cast(norm.bias, u.dtype), norm.eps)
