@@ -26,13 +26,11 @@ detectors); the number of detections per image is skewed (many images with a few
 """
 
 import argparse
-import os
-import platform
 import time
 
 import eval_reference as ref
 import numpy as np
-import torch
+from machine import describe
 
 from pose.data.codecs import build_codec
 from pose.engine.evaluator import rescore
@@ -92,15 +90,10 @@ def make_detections(rng: np.random.Generator, n: int, images: int, pool: int) ->
             "area": (scale[:, 0] * scale[:, 1] * 200.0 ** 2).astype(np.float64)}
 
 
-def machine() -> str:
-    return (f"{platform.platform()} | python {platform.python_version()} | cpus {os.cpu_count()} | "
-            f"numpy {np.__version__} | torch {torch.__version__} (threads {torch.get_num_threads()})")
-
-
 def main(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     n, chunk = args.instances, args.chunk
-    print(f"machine: {machine()}")
+    print(describe())
     print(f"settings: {n} instances over {args.images} images, heatmaps ({chunk}, {K}, {HM_H}, {HM_W}) "
           f"float32 per decode call, pool of {args.pool} distinct heatmaps, gaussian codec 192x256, refine default, "
           f"OKS NMS thresh 0.9, kpt score thresh 0.2, loops on {args.naive_fraction:.0%}")

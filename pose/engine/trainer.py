@@ -388,8 +388,9 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     iters_per_epoch = math.ceil(loader.sampler.per_rank / t.batch_size)
     if t.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, t.max_iters_per_epoch)
+    # A resumed run hides the steps the interrupted one logged after its checkpoint (a SIGKILL).
     board = open_tensorboard(out, enabled=t.tensorboard, is_main=is_main,
-                             purge_step=state.global_step if resumed_from else None)
+                             purge_step=state.global_step + 1 if resumed_from else None)
     net, compiled = _training_module(cfg, model, device, world, is_main)
     run = Run(cfg=cfg, out=out, device=device, rank=rank, world=world, amp=amp, model=model, net=net,
               criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
