@@ -27,7 +27,8 @@ def default(func, name):
 
 def test_config_defaults_are_the_official_hrnet_recipe():
     c = Config()
-    assert c.model.arch == "hrnet_w32" and c.model.num_joints == 17 and c.model.init_std == 0.001
+    # num_joints 0: taken from the keypoint set (COCO's 17 for the COCO configs)
+    assert c.model.arch == "hrnet_w32" and c.model.num_joints == 0 and c.model.init_std == 0.001
     d = c.data
     assert (d.input_size, d.heatmap_size, d.sigma) == ((192, 256), (48, 64), 2.0)
     assert (d.padding, d.pixel_std) == (1.25, 200.0)
@@ -48,13 +49,14 @@ def test_config_defaults_are_the_official_hrnet_recipe():
 
 
 def test_keypoint_tables_are_the_official_ones():
-    from pose.keypoints import FLIP_INDEX, FLIP_PAIRS, OKS_SIGMAS
-    assert tuple(FLIP_PAIRS) == OFFICIAL_FLIP_PAIRS
+    from pose.keypoints import COCO17
+    assert tuple(COCO17.flip_pairs) == OFFICIAL_FLIP_PAIRS
     swap = {**dict(OFFICIAL_FLIP_PAIRS), **{b: a for a, b in OFFICIAL_FLIP_PAIRS}}
-    assert list(FLIP_INDEX) == [swap.get(k, k) for k in range(17)]
-    np.testing.assert_allclose(OKS_SIGMAS, OFFICIAL_OKS_SIGMAS, rtol=1e-12)
-    from pose.keypoints import JOINT_WEIGHTS  # official USE_DIFFERENT_JOINTS_WEIGHT values
-    assert JOINT_WEIGHTS == (1.0,) * 7 + (1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5)
+    assert list(COCO17.flip_index) == [swap.get(k, k) for k in range(17)]
+    np.testing.assert_allclose(COCO17.oks_sigmas, OFFICIAL_OKS_SIGMAS, rtol=1e-12)
+    # official USE_DIFFERENT_JOINTS_WEIGHT values
+    assert COCO17.joint_weights == (1.0,) * 7 + (1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5)
+    assert tuple(COCO17.upper_body) == tuple(range(11))
 
 
 def test_function_defaults_are_the_official_values():

@@ -4,10 +4,18 @@ Written against the survivors of a mutation run (tools/mutation_test.py pose/eng
 test fails on a change that alters which instances a user gets back.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from pose.engine.nms import nms_per_image, oks_iou, oks_matrix, oks_nms, soft_oks_nms
+from pose.engine import nms
+from pose.keypoints import COCO17
+
+# The COCO sigmas throughout.
+nms_per_image, oks_iou, oks_matrix, oks_nms, soft_oks_nms = (
+    partial(f, sigmas=COCO17.oks_sigmas)
+    for f in (nms.nms_per_image, nms.oks_iou, nms.oks_matrix, nms.oks_nms, nms.soft_oks_nms))
 
 
 def one_pose(seed: int = 0, score: float = 0.9) -> np.ndarray:
