@@ -117,6 +117,11 @@ def test_bad_annotations_are_named(mpii_root, change, match):
         MpiiKeypoints(root=root, image_set="valid", codec=_codec(), train=False)
 
 
+def test_reduced_decode_is_refused(mpii_root):
+    with pytest.raises(ValueError, match="data.reduced_decode=false"):
+        MpiiKeypoints(root=mpii_root[0], image_set="valid", codec=_codec(), train=False, reduced_decode=True)
+
+
 def test_missing_layout_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="MPII root not found"):
         MpiiKeypoints(root=tmp_path / "nope", image_set="valid", codec=_codec(), train=False)
