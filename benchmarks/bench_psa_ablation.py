@@ -16,12 +16,11 @@ Outputs under ``output/psa_ablation/<network>/`` (checkpoints, logs, results) an
 """
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import describe
 
 from pose.config import load_config
 from pose.data.synthetic import ensure_synthetic
@@ -47,8 +46,7 @@ def main(args: argparse.Namespace) -> None:
                               [*args.overrides, f"output_dir={out_root / name}", "train.auto_resume=false"])
             for name in args.only}
     first = next(iter(cfgs.values()))
-    print(f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | "
-          f"cpu_count={os.cpu_count()} | torch {torch.__version__} | threads={torch.get_num_threads()}")
+    print(describe())
     t = first.train
     print(f"settings: arch={first.model.arch} input={first.data.input_size[0]}x{first.data.input_size[1]} "
           f"epochs={t.epochs} lr={t.lr} lr_steps={list(t.lr_steps)} batch={t.batch_size} workers={t.workers} "

@@ -160,6 +160,13 @@ class TrainConfig:
     deterministic: bool = False
     # Stop each epoch after this many iterations (0: the whole dataset). For smoke tests.
     max_iters_per_epoch: int = 0
+    # torch.compile (inductor) of the training forward and backward: true, false, or auto (on CUDA
+    # only, and not with deterministic). Where inductor cannot run (no C++ compiler for the CPU, no
+    # Triton for the GPU) training stays eager, with a warning for true.
+    compile: str = "false"
+    # Log loss, LR, samples/s, validation numbers and drawn predictions to output_dir/tensorboard
+    # (needs the tensorboard package: pip install -e '.[tensorboard]').
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,13 @@ class TestConfig:
     weights: str = ""
     # 'pycocotools' or 'faster_coco_eval' (same ten numbers, faster; must be installed).
     eval_backend: str = "pycocotools"
+    # Inference precision of tools/test.py and the predictor: 'none' (float32, the published
+    # numbers), 'bf16' / 'fp16' autocast, or 'auto' (bf16 where the CPU has bf16 units (AMX,
+    # AVX512-BF16) or the GPU supports it, else float32). bf16 rounding can move a keypoint by a
+    # heatmap pixel where two peaks nearly tie, so it is opt-in: AP may differ slightly.
+    amp: str = "none"
+    # Run the network in channels_last memory format (faster convolutions on CPUs, with bf16).
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,8 +222,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.lr_schedule": ("multistep", "cosine"),
     "train.lr_step_timing": ("epoch_end", "epoch_start"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
+    "train.compile": ("auto", "true", "false"),
     "test.refine": ("default", "dark", "none"),
     "test.eval_backend": ("pycocotools", "faster_coco_eval"),
+    "test.amp": ("none", "bf16", "fp16", "auto"),
 }
 
 
@@ -348,6 +364,8 @@ def _build(cls: type, tree: Any, prefix: str, source: str) -> Any:
         if dataclasses.is_dataclass(kind):
             kwargs[name] = _build(kind, value, key + ".", source)
         else:
+            if isinstance(value, bool) and "true" in CHOICES.get(key, ()):  # YAML reads true/false as booleans
+                value = "true" if value else "false"
             kwargs[name] = _coerce(value, kind, key, source)
             if key in CHOICES and kwargs[name] not in CHOICES[key]:
                 raise ConfigError(f"{source}: {key}={kwargs[name]!r} is not one of "

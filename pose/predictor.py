@@ -28,8 +28,11 @@ from pose.data.codecs import HeatmapCodec, build_codec_from_config
 from pose.data.detections import read_detections
 from pose.data.json_io import load_json
 from pose.data.topdown import CropInput, decode_to_image, network_heatmaps, rescore
-from pose.engine.runtime import resolve_device
+from pose.engine.runtime import amp_autocast, resolve_amp, resolve_device
 from pose.models import build_model, load_weights
+from pose.onnx_model import OnnxModel
+
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass
@@ -106,51 +109,81 @@ class Predictor:
         refine: decoding refinement ('default', 'dark', 'none').
         kpt_score_thresh: keypoint scores above this count in the person score (``test.kpt_score_thresh``).
         max_batch: crops per forward pass (a larger number of boxes is split into chunks).
+        backend: 'torch' (``model`` is the network) or 'onnxruntime' (``model`` is the ``.onnx`` file
+            ``tools/export_onnx.py`` wrote, or a :class:`pose.onnx_model.OnnxModel`).
+        amp: torch backend: 'none' (float32), 'bf16', 'fp16' autocast, or 'auto' (bf16 where the
+            device has bf16 units, else float32; with onnxruntime 'auto' means float32).
+        channels_last: torch backend: run the network in channels_last memory format.
     """
 
-    def __init__(self, model: nn.Module, codec: HeatmapCodec, *, input_size: tuple[int, int],
-                 color_rgb: bool = True, mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225), padding: float = 1.25,
-                 pixel_std: float = 200.0, device: str | torch.device = "cpu", flip_test: bool = True,
-                 shift_heatmap: bool = True, refine: str = "default", kpt_score_thresh: float = 0.2,
-                 max_batch: int = 64) -> None:
+    def __init__(self, model: nn.Module | OnnxModel | str | os.PathLike, codec: HeatmapCodec, *,
+                 input_size: tuple[int, int], color_rgb: bool = True,
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                 padding: float = 1.25, pixel_std: float = 200.0, device: str | torch.device = "cpu",
+                 flip_test: bool = True, shift_heatmap: bool = True, refine: str = "default",
+                 kpt_score_thresh: float = 0.2, max_batch: int = 64, backend: str = "torch", amp: str = "none",
+                 channels_last: bool = False) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
         self.codec = codec
         self.crop_input = CropInput(input_size=input_size, color_rgb=color_rgb, mean=mean, std=std,
                                     padding=padding, pixel_std=pixel_std)
         self.input_size = self.crop_input.input_size
+        self.backend = backend
+        self.amp = resolve_amp(amp, self.device) if backend == "torch" else _onnx_amp(amp)
+        self.channels_last = bool(channels_last)
+        self.model = self._network(model)
         self.flip_test = bool(flip_test)
         self.shift_heatmap = bool(shift_heatmap)
         self.refine = refine
         self.kpt_score_thresh = float(kpt_score_thresh)
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.max_batch = int(max_batch)
+
+    def _network(self, model) -> nn.Module | OnnxModel:
+        if self.backend == "onnxruntime":
+            if self.channels_last:
+                raise ValueError("channels_last is an option of the torch backend; ONNX Runtime picks its own layout")
+            if isinstance(model, OnnxModel):
+                return model
+            if isinstance(model, nn.Module):
+                raise TypeError("backend 'onnxruntime' takes the .onnx file tools/export_onnx.py writes, "
+                                "not a torch module")
+            return OnnxModel(model, input_size=self.input_size, num_joints=len(self.codec.flip_index),
+                             device=self.device)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"backend 'torch' takes a torch module, got {type(model).__name__} (for an .onnx "
+                            "file use backend='onnxruntime')")
+        model = model.to(self.device).eval()
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     @classmethod
     def from_config(cls, cfg: Config, weights: str | os.PathLike | None, device: str = "cpu",
-                    flip_test: bool | None = None, **kwargs) -> "Predictor":
+                    flip_test: bool | None = None, backend: str = "torch", **kwargs) -> "Predictor":
         """Build the network of ``cfg.model``, load ``weights`` (strict; a mismatch raises the
         error of ``pose.models.load_weights`` naming the file and the keys) and take the
-        preprocessing from ``cfg.data`` and the decoding and rescoring from ``cfg.test``.
+        preprocessing from ``cfg.data`` and the decoding, rescoring, ``amp`` and ``channels_last``
+        from ``cfg.test`` (keyword arguments override them).
 
+        ``backend='onnxruntime'``: ``weights`` is the ``.onnx`` file of ``tools/export_onnx.py``.
         ``weights=None`` keeps the freshly initialised network (for tests and smoke runs).
         ``device='auto'`` picks CUDA when available. ``flip_test=None`` uses ``cfg.test.flip_test``.
         """
-        # Trained weights replace everything: the ImageNet backbone file is neither needed nor read.
-        model = build_model(cfg, pretrained=weights is None, verbose=False)
-        if weights is not None:
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(f"weights file not found: {path}")
-            load_weights(model, path, strict=True)
+        if backend == "onnxruntime":
+            if weights is None:
+                raise ValueError("backend 'onnxruntime' needs the .onnx file (tools/export_onnx.py) as weights")
+            model = Path(weights)
+        else:
+            model = _load_network(cfg, weights)
+        options = {"amp": cfg.test.amp, "channels_last": cfg.test.channels_last, **kwargs}
         return cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
                    color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
                    padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
                    flip_test=cfg.test.flip_test if flip_test is None else flip_test,
                    shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine,
-                   kpt_score_thresh=cfg.test.kpt_score_thresh, **kwargs)
+                   kpt_score_thresh=cfg.test.kpt_score_thresh, backend=backend, **options)
 
     def preprocess(self, image_bgr: np.ndarray,
                    boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -170,10 +203,11 @@ class Predictor:
     def heatmaps(self, inputs: torch.Tensor) -> torch.Tensor:
         """Heatmaps (N, K, h, w) on the CPU for (N, 3, H, W) inputs, flip-averaged when flip test is on."""
         outs = []
-        for start in range(0, len(inputs), self.max_batch):
-            chunk = inputs[start:start + self.max_batch].to(self.device)
-            outs.append(network_heatmaps(self.model, chunk, self.codec, flip_test=self.flip_test,
-                                         shift_heatmap=self.shift_heatmap).cpu())
+        with amp_autocast(self.device, self.amp):
+            for start in range(0, len(inputs), self.max_batch):
+                chunk = inputs[start:start + self.max_batch].to(self.device)
+                outs.append(network_heatmaps(self.model, chunk, self.codec, flip_test=self.flip_test,
+                                             shift_heatmap=self.shift_heatmap, channels_last=self.channels_last).cpu())
         return torch.cat(outs)
 
     def predict(self, image_bgr: np.ndarray, boxes: Sequence | np.ndarray | None = None, *,
@@ -224,6 +258,28 @@ class Predictor:
         src = np.array([[[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]]], np.float32)
         dst = self.codec.to_image(src, center[None], scale[None])[0]
         return cv2.getAffineTransform(src[0], np.asarray(dst, np.float32))
+
+
+def _load_network(cfg: Config, weights: str | os.PathLike | None) -> nn.Module:
+    """The network of ``cfg.model`` with ``weights`` loaded strictly (None: freshly initialised)."""
+    # Trained weights replace everything: the ImageNet backbone file is neither needed nor read.
+    model = build_model(cfg, pretrained=weights is None, verbose=False)
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+        if path.suffix.lower() == ".onnx":
+            raise ValueError(f"{path} is an ONNX model: use the onnxruntime backend for it")
+        load_weights(model, path, strict=True)
+    return model
+
+
+def _onnx_amp(amp: str) -> str:
+    """ONNX Runtime runs the exported float32 graph: 'auto' and 'none' mean float32."""
+    if amp not in ("auto", "none"):
+        raise ValueError(f"amp={amp!r} is an option of the torch backend; the onnxruntime backend runs the "
+                         "exported float32 graph (use amp 'none' or 'auto')")
+    return "none"
 
 
 class DetectionBoxes:

@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pose.models import PolarizedSelfAttention
 
@@ -161,3 +162,32 @@ def test_bad_options_are_named(kwargs, message):
 def test_too_few_channels():
     with pytest.raises(ValueError, match="at least 16 channels"):
         PolarizedSelfAttention(8, layout="sequential", variant="official")
+
+
+class _CountCalls(TorchDispatchMode):
+    """Counts the operator calls that do work (views and aliases excluded)."""
+
+    VIEWS = {"view", "_unsafe_view", "unsqueeze", "squeeze", "transpose", "t", "expand", "select", "slice",
+             "permute", "alias", "detach", "as_strided", "reshape", "promote_types"}
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ not in self.VIEWS:
+            self.calls.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("layout, most", [("parallel", 18), ("sequential", 20)])
+def test_fast_inference_call_count(layout, most):
+    # HRNet has over a hundred PSA modules on small maps, where each operator call costs more than
+    # its arithmetic: the fast path must stay a short list of calls (no casts to the dtype a tensor
+    # already has, one LayerNorm kernel). The bounds leave one or two calls of slack.
+    m = PolarizedSelfAttention(32, layout=layout).eval()
+    x = torch.rand(2, 32, 6, 5)
+    with torch.inference_mode(), _CountCalls() as count:
+        m(x)
+    assert len(count.calls) <= most, count.calls
+    assert not [c for c in count.calls if "to.dtype" in c or "_to_copy" in c], count.calls

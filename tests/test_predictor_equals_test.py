@@ -66,8 +66,15 @@ def run_test_tool(cfg_file: Path, weights: Path, out_dir: Path, overrides: list[
 @pytest.mark.parametrize("codec", ["gaussian", "dark", "udp"])
 @pytest.mark.parametrize("flip", [False, True])
 def test_predictor_returns_what_test_py_writes(workspace, codec, flip):
+    check_same(workspace, [f"data.codec={codec}", f"test.flip_test={str(flip).lower()}"], f"{codec}_{flip}")
+
+
+def test_same_in_bf16_with_channels_last(workspace):
+    check_same(workspace, ["test.amp=bf16", "test.channels_last=true"], "bf16")
+
+
+def check_same(workspace, overrides: list[str], name: str) -> None:
     tmp, cfg_file, weights, det_file, files = workspace
-    overrides = [f"data.codec={codec}", f"test.flip_test={str(flip).lower()}"]
     # A threshold inside the spread of keypoint scores, so rescoring keeps some joints and drops others.
     probe = Predictor.from_config(load_config(cfg_file, overrides), weights)
     scores = np.concatenate([p.scores for f in files.values() for p in probe.predict(read_image(f), BOXES)])
@@ -75,7 +82,7 @@ def test_predictor_returns_what_test_py_writes(workspace, codec, flip):
     assert (scores > thresh).any() and (scores <= thresh).any()
     overrides.append(f"test.kpt_score_thresh={thresh!r}")
 
-    results = run_test_tool(cfg_file, weights, tmp / f"out_{codec}_{flip}", overrides)
+    results = run_test_tool(cfg_file, weights, tmp / f"out_{name}", overrides)
     predictor = Predictor.from_config(load_config(cfg_file, overrides), weights)
     dets = DetectionBoxes(det_file)
     assert len(results) == 2 * len(files)

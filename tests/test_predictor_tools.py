@@ -138,3 +138,23 @@ def test_video_in_video_out(weights, tmp_path):
         frames += 1
     assert frames == 3
     assert len(list(out.glob("clip_*.jpg"))) == 3
+
+
+def test_visualize_predict_with_onnxruntime(weights, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from pose.export import export_onnx
+
+    cfg = load_config(CFG, OVERRIDES)
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(weights))
+    onnx_file = export_onnx(model, tmp_path / "tiny.onnx", input_size=tuple(cfg.data.input_size))
+    common = ["--input", HOPPER, "--kpt-thresh", "-1", "--box", "50,40,400,520", *OVERRIDES]
+    assert run("predict", "--cfg", CFG, "--weights", weights, "--out", tmp_path / "eager", *common) == 0
+    assert run("predict", "--cfg", CFG, "--weights", onnx_file, "--backend", "onnxruntime",
+               "--out", tmp_path / "onnx", *common) == 0
+    eager = cv2.imread(str(tmp_path / "eager" / HOPPER.name))
+    fast = cv2.imread(str(tmp_path / "onnx" / HOPPER.name))
+    assert np.abs(eager.astype(int) - fast).max() <= 40  # the same skeleton (JPEG noise aside)
+    assert run("predict", "--cfg", CFG, "--random-init", "--backend", "onnxruntime", "--out", tmp_path / "x",
+               *common) == 2
+    assert "needs --weights" in capsys.readouterr().err

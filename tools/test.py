@@ -20,7 +20,7 @@ import argparse
 import logging
 import sys
 
-from pose.config import ConfigError, load_config
+from pose.config import CHOICES, ConfigError, load_config
 from pose.data import DatasetError
 from pose.data.image_io import CorruptImageError
 from pose.engine.coco_eval import EvalError
@@ -35,8 +35,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cfg", required=True, help="experiment YAML")
     parser.add_argument("--weights", help="weights file (default: test.weights or output_dir/model_best.pth)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's device)")
-    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
-                        help="autocast for inference (default none: full precision, as published)")
+    parser.add_argument("--amp", choices=CHOICES["test.amp"],
+                        help="autocast for inference (default: test.amp, itself 'none': float32, as published; "
+                        "'auto': bf16 where the CPU or GPU has bf16 units)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     parser.add_argument("overrides", nargs="*",
                         help="config overrides section.key=value, e.g. test.use_gt_bbox=false")

@@ -20,24 +20,24 @@ another dataset, weights that do not match the config).
 """
 
 import argparse
-import math
-import os
+import json
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
+import torch
 
-from pose import vis
+from pose import annotate, vis
+from pose.annotate import IMAGE_EXTS, VIDEO_EXTS, DrawOptions
+from pose.config import ConfigError, load_config
+from pose.data import build_dataset
 from pose.data.json_io import load_json
 from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
 from pose.engine.results_io import check_results
 from pose.keypoints import NUM_KEYPOINTS
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+from pose.predictor import BACKENDS, DetectionBoxes, Predictor, parse_box
 
 
 class UserError(Exception):
@@ -74,7 +74,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="run a network on images or a video and draw the predictions")
     p.add_argument("--cfg", required=True, help="experiment YAML")
-    p.add_argument("--weights", help="trained weights (.pth); required unless --random-init")
+    p.add_argument("--weights", help="trained weights (.pth), or the .onnx file of tools/export_onnx.py with "
+                   "--backend onnxruntime; required unless --random-init")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch (default; test.amp / test.channels_last apply) or onnxruntime (the .onnx file)")
     p.add_argument("--random-init", action="store_true", help="use an untrained network (smoke tests)")
     p.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
     p.add_argument("--box", action="append", default=[], metavar="X,Y,W,H",
@@ -132,12 +135,6 @@ def _check_out(out: str, inputs: Sequence[str | None]) -> Path:
     return path
 
 
-def _safe_output(path: Path, inputs: set[Path]) -> Path:
-    if path.resolve() in inputs:
-        raise UserError(f"output {path} would overwrite the input of the same name; choose another --out")
-    return path
-
-
 def _report(written: list[Path], failures: list[tuple[str, str]], what: str) -> int:
     print(f"wrote {len(written)} {what}" + (f" to {written[0].parent}" if written else ""))
     if failures:
@@ -148,50 +145,17 @@ def _report(written: list[Path], failures: list[tuple[str, str]], what: str) -> 
     return 0
 
 
-def _results_people(results: list[dict], score_thresh: float) -> dict[int, list[dict]]:
-    by_image: dict[int, list[dict]] = {}
-    for r in results:
-        if float(r["score"]) >= score_thresh:
-            by_image.setdefault(r["image_id"], []).append(
-                {"keypoints": np.asarray(r["keypoints"], np.float64).reshape(-1, 3),
-                 "box": r.get("bbox"), "score": float(r["score"])})
-    return by_image
-
-
-def _gt_people(gt: dict) -> dict[int, list[dict]]:
-    by_image: dict[int, list[dict]] = {}
-    for ann in gt.get("annotations", []):
-        if ann.get("iscrowd", 0) or "keypoints" not in ann:
-            continue
-        by_image.setdefault(ann["image_id"], []).append(
-            {"keypoints": np.asarray(ann["keypoints"], np.float64).reshape(-1, 3), "box": ann.get("bbox")})
-    return by_image
-
-
-def _index_folder(folder: Path) -> dict[int, Path]:
-    """Image id -> file for COCO-style names (the number in the file name)."""
-    import re
-
-    index = {}
-    for f in sorted(folder.iterdir()):
-        digits = re.findall(r"\d+", f.stem)
-        if f.suffix.lower() in IMAGE_EXTS and digits:
-            index.setdefault(int(digits[-1]), f)
-    return index
-
-
 def _load_predictor(args: argparse.Namespace):
-    from pose.config import load_config
-    from pose.predictor import Predictor
-
     cfg = load_config(args.cfg, args.overrides)
     if not args.weights and not args.random_init:
         raise UserError("give --weights (or --random-init for an untrained network)")
     if args.weights and not Path(args.weights).is_file():
         raise UserError(f"weights file not found: {args.weights}")
+    if args.backend == "onnxruntime" and args.random_init:
+        raise UserError("--random-init builds a torch network; --backend onnxruntime needs --weights FILE.onnx")
     try:
         return Predictor.from_config(cfg, args.weights if not args.random_init else None,
-                                     device=args.device, flip_test=args.flip)
+                                     device=args.device, flip_test=args.flip, backend=args.backend)
     except (RuntimeError, ValueError, KeyError) as exc:
         if args.random_init:
             raise UserError(f"cannot build the network of {args.cfg}: {exc}") from None
@@ -199,13 +163,10 @@ def _load_predictor(args: argparse.Namespace):
                         f"{cfg.model.arch}, model.psa={cfg.model.psa}): {exc}") from None
 
 
-def _draw_prediction(image: np.ndarray, people, args: argparse.Namespace) -> np.ndarray:
-    if args.heatmap and people and people[0].heatmaps is not None:
-        image = vis.overlay_heatmaps(image, people[0].heatmaps, heatmap_to_image=people[0].heatmap_to_image)
-    drawn = [{"keypoints": p.keypoints_with_scores(), "box": p.box, "score": p.score}
-             for p in people if p.score >= args.score_thresh]
-    return vis.draw_people(image, drawn, score_thresh=args.kpt_thresh, show_boxes=not args.no_boxes,
-                           show_scores=not args.no_scores, show_indices=args.show_indices)
+def _draw_options(args: argparse.Namespace) -> DrawOptions:
+    return DrawOptions(kpt_thresh=args.kpt_thresh, score_thresh=args.score_thresh, show_boxes=not args.no_boxes,
+                       show_scores=not args.no_scores, show_indices=args.show_indices,
+                       heatmap=getattr(args, "heatmap", False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,49 +188,29 @@ def cmd_results(args: argparse.Namespace) -> int:
         check_results(results, args.results, known_image_ids={im["id"] for im in gt["images"]},
                       known_name=args.gt)
         files = {im["id"]: images_dir / im["file_name"] for im in gt["images"]}
-        gt_by_image = _gt_people(gt)
+        gt_by_image = annotate.ground_truth_by_image(gt)
         image_ids = sorted(files)  # every GT image, so missed people show too
     else:
-        files = _index_folder(images_dir)
+        files = annotate.images_by_id(images_dir)
         known = result_ids & set(files)
         if result_ids and not known:
             raise UserError(f"{args.results}: none of its {len(result_ids)} image ids (e.g. "
                             f"{sorted(result_ids)[:5]}) match an image in {images_dir}; is the results file "
                             "for another dataset, or are the images named differently (pass --gt)?")
         image_ids = sorted(result_ids)
-    people = _results_people(results, args.score_thresh)
-    inputs = {p.resolve() for p in files.values()}
-    written, failures, montage = [], [], []
-    for image_id in image_ids[:args.max_images or None]:
-        src = files.get(image_id)
-        if src is None:
-            failures.append((f"image id {image_id}", f"no image file for it in {images_dir}"))
-            continue
-        try:
-            image = vis.read_image(src)
-        except ValueError as exc:
-            failures.append((str(src), str(exc)))
-            continue
-        drawn = vis.draw_with_ground_truth(
-            image, people.get(image_id, []),
-            None if gt_by_image is None else gt_by_image.get(image_id, []), mode=args.gt_mode,
-            score_thresh=args.kpt_thresh, show_boxes=not args.no_boxes, show_scores=not args.no_scores,
-            show_indices=args.show_indices)
-        written.append(vis.write_image(_safe_output(out / src.name, inputs), drawn))
-        if len(montage) < args.montage:
-            montage.append(drawn)
+    people = annotate.results_by_image(results, args.score_thresh)
+    written, failures, montage = annotate.draw_results(
+        files, image_ids[:args.max_images or None], people, gt_by_image, out, _draw_options(args),
+        images_dir=images_dir, gt_mode=args.gt_mode, montage=args.montage)
     if montage:
-        size = montage[0].shape[1], montage[0].shape[0]
-        tiles = [m if m.shape[:2] == montage[0].shape[:2] else cv2.resize(m, size) for m in montage]
-        grid = vis.make_grid(tiles, cols=args.montage_cols)
-        path = vis.write_image(_safe_output(out / "montage.jpg", inputs), grid)
-        print(f"wrote {path} ({len(tiles)} images)")
+        inputs = {p.resolve() for p in files.values()}
+        path = annotate.write_montage(montage, annotate.safe_output(out / "montage.jpg", inputs),
+                                      cols=args.montage_cols)
+        print(f"wrote {path} ({len(montage)} images)")
     return _report(written, failures, "images")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pose.predictor import DetectionBoxes, parse_box
-
     src = Path(args.input)
     if not src.exists():
         raise UserError(f"input not found: {src}")
@@ -286,8 +227,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if dets is not None:
             raise UserError("--det-file cannot be used with a video (no image ids); use --box or the "
                             "whole frame")
-        predictor = _load_predictor(args)
-        return _predict_video(predictor, src, out, boxes, args)
+        video = annotate.predict_video(_load_predictor(args), src, out, _draw_options(args), boxes=boxes,
+                                       every=args.every, max_frames=args.max_frames, save_frames=args.save_frames)
+        if video.video is not None:
+            print(f"wrote video {video.video} ({video.drawn} frames at {video.fps:.1f} fps)")
+        if args.save_frames:
+            _report(video.frames, [], "frames")
+        return _report([video.video] if video.video else [], video.failures, "videos")
     if src.is_dir():
         files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
         if not files:
@@ -297,91 +243,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UserError(f"{src}: not an image ({', '.join(IMAGE_EXTS)}) or video "
                             f"({', '.join(VIDEO_EXTS)})")
         files = [src]
-    predictor = _load_predictor(args)
-    inputs = {f.resolve() for f in files}
-    written, failures = [], []
-    for f in files:
-        try:
-            image = vis.read_image(f)
-            image_boxes, scores = boxes or None, None
-            if dets is not None:
-                image_boxes, scores = dets.for_image(file_name=f.name)
-                if len(image_boxes) == 0:
-                    raise ValueError(f"no detection in {args.det_file} for image id "
-                                     f"{dets.image_id_for(f.name)}")
-            people = predictor.predict(image, image_boxes, box_scores=scores, return_heatmaps=args.heatmap)
-        except ValueError as exc:
-            if len(files) == 1:
-                raise UserError(f"{f}: {exc}") from None
-            failures.append((str(f), str(exc)))
-            continue
-        drawn = _draw_prediction(image, people, args)
-        written.append(vis.write_image(_safe_output(out / f.name, inputs), drawn))
+    written, failures = annotate.predict_images(_load_predictor(args), files, out, _draw_options(args),
+                                                boxes=boxes, dets=dets)
     return _report(written, failures, "images")
 
 
-def _predict_video(predictor, src: Path, out: Path, boxes: list, args: argparse.Namespace) -> int:
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise UserError(f"cannot open video {src} (missing codec, or not a video file)")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps / max(args.every, 1) if fps and math.isfinite(fps) and fps > 0 else 25.0
-    dst = _safe_output(out / f"{src.stem}_pose.mp4", {src.resolve()})
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.tmp{os.getpid()}.mp4")
-    writer = None
-    written, failures = [], []
-    index = drawn_frames = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            index += 1
-            if (index - 1) % max(args.every, 1):
-                continue
-            try:
-                people = predictor.predict(frame, boxes or None, return_heatmaps=args.heatmap)
-            except ValueError as exc:
-                failures.append((f"{src} frame {index - 1}", str(exc)))
-                continue
-            drawn = _draw_prediction(frame, people, args)
-            if writer is None:
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                         (drawn.shape[1], drawn.shape[0]))
-                if not writer.isOpened():
-                    raise UserError(f"cannot write video {dst} (OpenCV has no mp4v encoder here)")
-            writer.write(drawn)
-            drawn_frames += 1
-            if args.save_frames:
-                written.append(vis.write_image(out / f"{src.stem}_{index - 1:06d}.jpg", drawn))
-            if args.max_frames and drawn_frames >= args.max_frames:
-                break
-        if writer is not None:
-            writer.release()
-            writer = None
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, dst)
-            print(f"wrote video {dst} ({drawn_frames} frames at {fps:.1f} fps)")
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-        tmp.unlink(missing_ok=True)
-    if index == 0:
-        raise UserError(f"cannot read any frame from video {src} (empty or corrupt)")
-    if args.save_frames:
-        _report(written, [], "frames")
-    return _report([dst] if drawn_frames else [], failures, "videos")
-
-
 def cmd_dataset(args: argparse.Namespace) -> int:
-    import torch
-
-    from pose.config import load_config
-    from pose.data import build_dataset
-
     cfg = load_config(args.cfg, args.overrides)
     out = _check_out(args.out, [args.cfg, cfg.data.root])
     if args.num < 1 or args.per_grid < 1 or args.cols < 1:
@@ -393,7 +260,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     if len(dataset) == 0:
         raise UserError(f"the {args.split} set of {cfg.data.root} is empty")
     order = np.random.default_rng(args.seed).permutation(len(dataset))[:args.num]
-    panels = [_sample_panel(dataset[int(i)], cfg) for i in order]
+    panels = [annotate.sample_panel(dataset[int(i)], mean=cfg.data.mean, std=cfg.data.std,
+                                    color_rgb=cfg.data.color_rgb) for i in order]
     written = []
     for g in range(0, len(panels), args.per_grid):
         grid = vis.make_grid(panels[g:g + args.per_grid], cols=args.cols)
@@ -401,35 +269,11 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return _report(written, [], f"grids of {len(panels)} {args.split} samples")
 
 
-def _sample_panel(sample: dict, cfg) -> np.ndarray:
-    """(crop with the skeleton read off the target heatmaps | crop with the summed target heatmaps)."""
-    image = sample["image"].numpy().transpose(1, 2, 0)
-    image = image * np.asarray(cfg.data.std, np.float32) + np.asarray(cfg.data.mean, np.float32)
-    image = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
-    if cfg.data.color_rgb:
-        image = image[:, :, ::-1]
-    image = np.ascontiguousarray(image)
-    target = sample["target"].numpy()
-    weight = sample["target_weight"].numpy().reshape(-1)
-    zoom = max(1, math.ceil(128 / image.shape[0]))
-    image = cv2.resize(image, (image.shape[1] * zoom, image.shape[0] * zoom), interpolation=cv2.INTER_NEAREST)
-    k, h, w = target.shape
-    flat = target.reshape(k, -1).argmax(1)
-    stride_x, stride_y = image.shape[1] / w, image.shape[0] / h
-    kp = np.stack([(flat % w + 0.5) * stride_x, (flat // w + 0.5) * stride_y,
-                   np.where((weight > 0) & (target.reshape(k, -1).max(1) > 0), 1.0, 0.0)], axis=1)
-    left = vis.draw_skeleton(image, kp, score_thresh=0.5)
-    right = vis.overlay_heatmaps(image, np.clip(target.sum(0), 0, 1))
-    return vis.side_by_side([left, right], gap=2)
-
-
 def cmd_accuracy(args: argparse.Namespace) -> int:
     out = _check_out(args.out, [args.results, args.gt])
     acc = keypoint_oks_accuracy(args.gt, args.results, term_thresh=args.term_thresh,
                                     match_oks=args.match_oks)
     png = vis.plot_keypoint_accuracy(acc, out / "keypoint_accuracy.png")
-    import json
-
     vis.atomic_write_bytes(out / "keypoint_accuracy.json", json.dumps(acc.to_dict(), indent=1).encode())
     print(f"{acc.num_matched} of {acc.num_gt} ground-truth people matched; per-keypoint accuracy "
           f"(OKS term >= {args.term_thresh:g}):")
@@ -443,8 +287,6 @@ COMMANDS = {"results": cmd_results, "predict": cmd_predict, "dataset": cmd_datas
 
 
 def main(args: argparse.Namespace) -> int:
-    from pose.config import ConfigError
-
     try:
         return COMMANDS[args.command](args)
     except (UserError, ConfigError, ValueError, FileNotFoundError) as exc:

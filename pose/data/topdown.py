@@ -13,13 +13,12 @@ the predictor (``pose.predictor``) call these, so the predictor's keypoints for 
 equal those ``tools/test.py`` writes for them (a test checks this for every codec, flip on and off).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from pose.data.codecs import HeatmapCodec
 from pose.data.transforms import box_to_center_scale
@@ -80,16 +79,20 @@ def last_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     return output[-1] if isinstance(output, (list, tuple)) else output
 
 
-def network_heatmaps(model: nn.Module, images: torch.Tensor, codec: HeatmapCodec, *, flip_test: bool,
-                     shift_heatmap: bool) -> torch.Tensor:
+def network_heatmaps(model: Callable[[torch.Tensor], torch.Tensor | Sequence[torch.Tensor]],
+                     images: torch.Tensor, codec: HeatmapCodec, *, flip_test: bool, shift_heatmap: bool,
+                     channels_last: bool = False) -> torch.Tensor:
     """Heatmaps (N, K, h, w) float32 of ``images`` (N, 3, H, W), on the images' device.
 
     With ``flip_test`` the mirrored images go through the network in the same batch and their
     heatmaps, mapped back by ``codec.flip_back(shift=shift_heatmap)``, are averaged with the
-    unmirrored ones (official). The caller owns eval mode, ``inference_mode`` and autocast.
+    unmirrored ones (official). ``channels_last``: the batch is fed in that memory format (for a
+    network converted to it). The caller owns eval mode, ``inference_mode`` and autocast.
     """
     n = images.shape[0]
     inputs = torch.cat([images, images.flip(3)]) if flip_test else images
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     out = last_output(model(inputs)).float()
     if flip_test:
         out = (out[:n] + codec.flip_back(out[n:], shift=shift_heatmap)) * 0.5

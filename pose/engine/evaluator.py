@@ -97,7 +97,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_heatmap: bool, refine: str,
-                  device: str | torch.device, amp: str = "none") -> Predictions:
+                  device: str | torch.device, amp: str = "none", channels_last: bool = False) -> Predictions:
     """Predictions for every batch of ``loader`` (dicts as ``CocoKeypoints`` items, default-collated).
 
     Each batch: ``image`` (B, 3, H, W) goes through ``model`` (in eval mode, under
@@ -106,10 +106,13 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     back with ``codec.flip_back(shift=shift_heatmap)`` and averaged (in float32). Heatmaps
     (B, K, h, w) are decoded with ``codec.decode(refine=refine)`` and mapped to image px with
     ``codec.to_image`` and the batch's ``center``/``scale``. The model's train/eval mode is restored.
+    ``channels_last``: the model is converted to that memory format (in place) and fed in it.
     """
     device = torch.device(device)
     autocast = runtime.amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
     model = _unwrap(model)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     was_training = model.training
     model.eval()
     parts: list[Predictions] = []
@@ -117,8 +120,8 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
         with torch.inference_mode(), autocast:
             for batch in loader:
                 images = batch["image"].to(device, non_blocking=True)
-                heatmaps = network_heatmaps(model, images, codec, flip_test=flip_test,
-                                            shift_heatmap=shift_heatmap).cpu().numpy()
+                heatmaps = network_heatmaps(model, images, codec, flip_test=flip_test, shift_heatmap=shift_heatmap,
+                                            channels_last=channels_last).cpu().numpy()
                 centers = batch["center"].numpy().astype(np.float32)
                 scales = batch["scale"].numpy().astype(np.float32)
                 coords, maxvals = decode_to_image(codec, heatmaps, centers, scales, refine)
@@ -190,11 +193,13 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
 
 
 def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLike,
-             device: str | torch.device, *, amp: str = "none", verbose: bool = True) -> dict[str, float]:
+             device: str | torch.device, *, amp: str = "none", channels_last: bool = False,
+             verbose: bool = True) -> dict[str, float]:
     """COCO keypoint AP of ``model`` on ``dataset`` (a ``CocoKeypoints`` in evaluation mode).
 
     Uses ``cfg.test`` (batch_size, flip_test, shift_heatmap, refine, kpt_score_thresh,
-    oks_nms_thresh, soft_nms, eval_backend) and ``cfg.train.workers`` for the loader. Writes
+    oks_nms_thresh, soft_nms, eval_backend) and ``cfg.train.workers`` for the loader; ``amp`` (resolved:
+    'none', 'bf16', 'fp16') and ``channels_last`` as :func:`run_inference`. Writes
     ``output_dir/results/keypoints_{set}_results.json`` and, when the split has keypoint ground
     truth, ``stats_{set}.json``; prints the table on rank 0 when ``verbose``.
 
@@ -214,7 +219,7 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
                             num_workers=cfg.train.workers, pin_memory=device.type == "cuda")
         preds = run_inference(model, loader, dataset.codec, flip_test=cfg.test.flip_test,
                               shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine, device=device,
-                              amp=amp)
+                              amp=amp, channels_last=channels_last)
     else:
         preds = Predictions.empty(num_joints)
     elapsed = time.perf_counter() - t0

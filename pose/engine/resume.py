@@ -33,8 +33,8 @@ CHECKPOINT_VERSION = 1
 # seed, amp, loss options) is refused: the checkpoint's optimizer/scheduler state and position
 # would silently override or contradict the new values.
 RESUMABLE_CHANGES = ("train.workers", "train.print_freq", "train.epochs", "train.val_every", "train.auto_resume",
-                     "train.deterministic", "train.channels_last", "data.root", "data.det_file",
-                     "data.skip_corrupt_images", "model.pretrained", "output_dir", "device")
+                     "train.deterministic", "train.channels_last", "train.compile", "train.tensorboard", "data.root",
+                     "data.det_file", "data.skip_corrupt_images", "model.pretrained", "output_dir", "device")
 RESUMABLE_PREFIXES = ("test.",)
 
 __all__ = ["CHECKPOINT_VERSION", "RESUMABLE_CHANGES", "ResumeConfigError", "TrainState", "check_resume_config",

@@ -1,4 +1,4 @@
-"""Where and how a network runs: device, processes and precision.
+"""Where and how a network runs: device, processes, precision and compilation.
 
 One home for what the trainer, the tester, the evaluator and the predictor all need:
 
@@ -6,7 +6,9 @@ One home for what the trainer, the tester, the evaluator and the predictor all n
 * :func:`init_distributed`, :func:`rank`, :func:`world_size` and the collectives: torchrun's
   processes (one per GPU with NCCL, or gloo processes on CPU). Without torchrun (no
   ``WORLD_SIZE``, or 1) everything works in one process: rank 0 of 1, collectives return their input;
-* :func:`resolve_amp` and :func:`amp_autocast`: the ``amp`` setting and its autocast context.
+* :func:`resolve_amp` and :func:`amp_autocast`: the ``amp`` setting and its autocast context;
+* :func:`resolve_compile` and :func:`compile_model`: ``train.compile`` (``torch.compile`` with
+  inductor).
 
 A failing rank must not leave the others waiting. Three mechanisms together:
 
@@ -25,14 +27,15 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 600.0
 
-__all__ = ["AMP_DTYPES", "all_mean", "amp_autocast", "any_rank", "barrier", "cleanup", "describe_failure",
-           "flags_any", "flags_by_rank", "init_distributed", "is_distributed", "is_main", "local_rank", "rank",
-           "resolve_amp", "resolve_device", "world_size"]
+__all__ = ["AMP_DTYPES", "all_mean", "amp_autocast", "any_rank", "barrier", "cleanup", "compile_backend_error",
+           "compile_model", "describe_failure", "flags_any", "flags_by_rank", "init_distributed", "is_distributed",
+           "is_main", "local_rank", "rank", "resolve_amp", "resolve_compile", "resolve_device", "world_size"]
 
 # Resolved amp values and their autocast dtypes.
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,6 +81,57 @@ def amp_autocast(device: torch.device, amp: str):
         raise ValueError(f"unknown amp {amp!r}; valid: {', '.join(AMP_DTYPES)}")
     dtype = AMP_DTYPES[amp]
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+# --- compilation --------------------------------------------------------------------------------------
+def compile_backend_error(device: torch.device) -> str | None:
+    """None when inductor compiles and runs a small function on ``device``, else the reason it
+    cannot (no C++ compiler for the CPU, no Triton for the GPU, a broken tool chain).
+
+    The real thing is tried rather than looked for, because a compiler that is present can still
+    fail (missing headers, no OpenMP). Inductor caches its output, so a later call costs little.
+    """
+    def probe(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x * 2.0) + 1.0
+
+    try:
+        compiled = torch.compile(probe, backend="inductor", dynamic=False)
+        x = torch.linspace(0.0, 1.0, 8, device=device)
+        if not torch.allclose(compiled(x), probe(x)):
+            return "inductor's test function returned wrong values"
+    except Exception as exc:  # whatever the backend raised: the caller falls back to eager
+        first = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {first[0] if first else ''}".rstrip(": ")
+    return None
+
+
+def resolve_compile(setting: str, device: torch.device, *, deterministic: bool) -> tuple[bool, str]:
+    """``train.compile`` -> (compile?, why), checking that the backend works where compiling is asked.
+
+    'false': never. 'true': always, unless inductor cannot run on ``device`` (the reason is
+    returned, for one warning). 'auto': only on CUDA (Triton kernels; compiling pays for itself
+    within minutes) and not with ``deterministic`` (the exact-resume guarantee is given for
+    eager runs); on a CPU compiling the training step costs minutes of a few cores, more than a
+    short run gains, so 'auto' stays eager there.
+    """
+    if setting not in ("auto", "true", "false"):
+        raise ValueError(f"unknown train.compile {setting!r}; valid: auto, true, false")
+    if setting == "false":
+        return False, "train.compile=false"
+    if setting == "auto" and (device.type != "cuda" or deterministic):
+        return False, ("train.compile=auto: eager with train.deterministic=true" if deterministic
+                       else f"train.compile=auto: eager on {device.type}")
+    error = compile_backend_error(device)
+    if error is not None:
+        return False, f"torch.compile cannot run on {device.type} here ({error})"
+    return True, f"train.compile={setting}"
+
+
+def compile_model(net: nn.Module) -> nn.Module:
+    """``net`` compiled by inductor for training (the caller keeps the uncompiled module for its
+    state_dict and for evaluation). Shapes are static: one graph for full batches, one for a short
+    last batch, each compiled once per run."""
+    return torch.compile(net, backend="inductor", dynamic=False)
 
 
 # --- processes ----------------------------------------------------------------------------------------

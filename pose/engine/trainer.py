@@ -2,8 +2,8 @@
 
 Outputs in ``cfg.output_dir``: ``config.yaml`` (the merged config), ``train.log``,
 ``metrics.jsonl`` (one JSON line per epoch), ``training_curves.png``, ``checkpoint.pth`` (latest,
-the one before it as ``checkpoint.prev.pth``), ``model_best.pth`` (best validation AP) and
-``results/`` (the evaluator's files).
+the one before it as ``checkpoint.prev.pth``), ``model_best.pth`` (best validation AP),
+``results/`` (the evaluator's files) and, with ``train.tensorboard=true``, ``tensorboard/``.
 
 A run is :func:`set_up` (the objects of :class:`Run`), then :func:`train_one_epoch` and
 :func:`end_epoch` (LR step, validation, checkpoint, logs) until ``train.epochs`` are done.
@@ -31,6 +31,9 @@ Faults: a non-finite loss (any rank) or non-finite weights after a step raise :c
 naming the epoch and iteration; nothing is saved, so the last good checkpoint stays. A resume whose
 config differs in anything but ``RESUMABLE_CHANGES`` is refused (:class:`ResumeConfigError`).
 
+Compilation (``train.compile``, :func:`pose.engine.runtime.resolve_compile`) applies to the training
+forward and backward passes; validation runs the same weights eagerly, and checkpoints hold the
+uncompiled module's state_dict, so a run may be resumed with compilation on or off.
 """
 
 import logging
@@ -54,7 +57,7 @@ from pose.data import build_dataset
 from pose.engine import checkpoint as ckpt_io
 from pose.engine import runtime
 from pose.engine.curves import plot_training_curves
-from pose.engine.evaluator import evaluate
+from pose.engine.evaluator import evaluate, results_paths
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
 from pose.engine.loss import build_loss
 from pose.engine.optim import build_optimizer, build_scheduler, step_scheduler
@@ -69,6 +72,7 @@ from pose.engine.stopping import (
     loader_error_text,
     workers_shut_down_at_exit,
 )
+from pose.engine.tensorboard_log import TensorBoardLog, open_tensorboard
 from pose.models import build_model
 
 logger = logging.getLogger("pose.train")
@@ -89,8 +93,8 @@ class Run:
     rank: int
     world: int
     amp: str                      # resolved train.amp: none, bf16 or fp16
-    model: nn.Module              # unwrapped: checkpoints, evaluation, weight checks
-    net: nn.Module                # what trains: model, DDP-wrapped across processes
+    model: nn.Module              # unwrapped and uncompiled: checkpoints, evaluation, weight checks
+    net: nn.Module                # what trains: model, DDP-wrapped and/or compiled
     criterion: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -99,6 +103,7 @@ class Run:
     val_set: Any
     iters_per_epoch: int
     state: TrainState
+    board: TensorBoardLog | None = None
     resumed_from: str | None = None
     verbose: bool = True
 
@@ -156,12 +161,16 @@ def _train(run: Run, on_iteration: OnIteration | None) -> dict[str, Any]:
     if state.epoch >= t.epochs:
         logger.info("=> nothing to do: %d of %d epochs already done (raise train.epochs to train longer)",
                     state.epoch, t.epochs)
-    with StopRequest() as stop, workers_shut_down_at_exit(run.loader):
-        while state.epoch < t.epochs:
-            if runtime.any_rank(bool(stop.signum)):
-                raise _interrupt(run, stop.signum or signal.SIGTERM)
-            epoch_stats = end_epoch(run, *train_one_epoch(run, stop, on_iteration))
-            stats = epoch_stats if epoch_stats is not None else stats
+    try:
+        with StopRequest() as stop, workers_shut_down_at_exit(run.loader):
+            while state.epoch < t.epochs:
+                if runtime.any_rank(bool(stop.signum)):
+                    raise _interrupt(run, stop.signum or signal.SIGTERM)
+                epoch_stats = end_epoch(run, *train_one_epoch(run, stop, on_iteration))
+                stats = epoch_stats if epoch_stats is not None else stats
+    finally:
+        if run.board is not None:
+            run.board.close()
     if run.is_main and state.best_epoch == 0 and not (run.out / ckpt_io.BEST_NAME).exists():
         # No AP (a split without keypoint ground truth): the last weights stand in for the best.
         save_best(run.model, run.cfg, run.out, state.epoch, None)
@@ -203,6 +212,8 @@ def train_one_epoch(run: Run, stop: StopRequest, on_iteration: OnIteration | Non
             state.loss_count += n
             samples += n * run.world
             progress.update(state.iteration, loss=state.loss_sum / state.loss_count, lr=lr, samples=n * run.world)
+            if run.board is not None:
+                run.board.step(state.global_step, loss=loss, lr=lr)
             if on_iteration is not None:
                 on_iteration({"epoch": epoch, "iteration": state.iteration, "global_step": state.global_step,
                               "loss": loss, "model": run.model})
@@ -323,11 +334,17 @@ def end_epoch(run: Run, lr: float, train_time: float, samples: int) -> dict[str,
             if metric in record else ""
         logger.info("epoch %d/%d: loss %.6g, lr %.3g, %.1f s%s", epoch + 1, t.epochs, epoch_loss, lr, train_time,
                     ap_text)
+    if run.board is not None:
+        run.board.epoch(state.global_step, record, samples_per_s=samples / max(train_time, 1e-9), stats=stats)
+        if stats is not None:
+            results_file, _ = results_paths(run.out, run.val_set.image_set)
+            run.board.predictions(state.global_step, results_file, run.val_set, run.cfg.test.kpt_score_thresh)
     return stats
 
 
 def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
-    """The validation stats of the current weights into ``record``; keeps model_best.pth (best main metric)."""
+    """The validation stats of the current weights (eager, uncompiled) into ``record``; keeps
+    model_best.pth (best main metric)."""
     state = run.state
     t1 = time.perf_counter()
     stats = evaluate(run.model, run.val_set, run.cfg, run.out, run.device, amp=run.amp,
@@ -346,7 +363,7 @@ def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
 def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: str | os.PathLike | None = None,
            verbose: bool = True) -> Run:
     """Everything a run needs: model, loss, optimiser, schedule, state (fresh or from a checkpoint),
-    data, output folder and the training module (DDP across processes)."""
+    data, output folder and, last, the training module (DDP, compiled)."""
     t, out = cfg.train, Path(cfg.output_dir)
     is_main = rank == 0
     _configure_determinism(t.deterministic, device)
@@ -366,13 +383,16 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     iters_per_epoch = math.ceil(loader.sampler.per_rank / t.batch_size)
     if t.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, t.max_iters_per_epoch)
-    net = _training_module(model, device, world)
+    # A resumed run hides the steps the interrupted one logged after its checkpoint (a SIGKILL).
+    board = open_tensorboard(out, enabled=t.tensorboard, is_main=is_main,
+                             purge_step=state.global_step + 1 if resumed_from else None)
+    net, compiled = _training_module(cfg, model, device, world, is_main)
     run = Run(cfg=cfg, out=out, device=device, rank=rank, world=world, amp=amp, model=model, net=net,
               criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
-              val_set=val_set, iters_per_epoch=iters_per_epoch, state=state, resumed_from=resumed_from,
+              val_set=val_set, iters_per_epoch=iters_per_epoch, state=state, board=board, resumed_from=resumed_from,
               verbose=verbose)
     if is_main:
-        _prepare_output(run, len(train_set))
+        _prepare_output(run, len(train_set), compiled)
     return run
 
 
@@ -424,14 +444,21 @@ def _start_or_resume(cfg: Config, resume, out: Path, model: nn.Module, optimizer
     return state, str(path)
 
 
-def _training_module(model: nn.Module, device: torch.device, world: int) -> nn.Module:
-    """``model`` wrapped for training: DDP across processes."""
+def _training_module(cfg: Config, model: nn.Module, device: torch.device, world: int,
+                     is_main: bool) -> tuple[nn.Module, bool]:
+    """``model`` wrapped for training: DDP across processes, then ``torch.compile`` per ``train.compile``."""
+    net = model
     if world > 1:
-        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return model
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    compiled, why = runtime.resolve_compile(cfg.train.compile, device, deterministic=cfg.train.deterministic)
+    if compiled:
+        net = runtime.compile_model(net)
+    elif cfg.train.compile == "true" and is_main:
+        logger.warning("=> %s: training eagerly (uncompiled) instead; train.compile=false silences this", why)
+    return net, compiled
 
 
-def _prepare_output(run: Run, train_size: int) -> None:
+def _prepare_output(run: Run, train_size: int, compiled: bool) -> None:
     """Rank 0: stale temporary files removed, config.yaml, the run's description, and metrics and
     curves rebuilt from a resumed checkpoint's history (a kill may have cut them short)."""
     cfg, out, t = run.cfg, run.out, run.cfg.train
@@ -442,10 +469,11 @@ def _prepare_output(run: Run, train_size: int) -> None:
     save_config(cfg, out / "config.yaml")
     precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[run.amp]
     logger.info("=> %s: %s%s, %.3fM parameters, %d training / %d validation crops, device %s, %d process(es), "
-                "batch %d per process, precision %s%s", out, cfg.model.arch,
+                "batch %d per process, precision %s%s%s", out, cfg.model.arch,
                 "" if cfg.model.psa == "none" else f" + PSA {cfg.model.psa} ({cfg.model.psa_variant})",
                 sum(p.numel() for p in run.model.parameters()) / 1e6, train_size, len(run.val_set), run.device,
-                run.world, t.batch_size, precision, " (train.amp=auto)" if t.amp == "auto" else "")
+                run.world, t.batch_size, precision, " (train.amp=auto)" if t.amp == "auto" else "",
+                ", compiled (torch.compile, inductor)" if compiled else "")
     if run.state.history:
         write_metrics(out / "metrics.jsonl", run.state.history)
         plot_training_curves(run.state.history, out / "training_curves.png")

@@ -5,26 +5,23 @@ Public API:
 * ``build_model(cfg)``: the network of ``cfg.model`` (images (N,3,H,W) -> heatmaps (N,K,H/4,W/4)),
   with ImageNet backbone weights loaded when ``cfg.model.pretrained`` is set.
 * ``create_model(arch, *, num_joints, psa, psa_variant, psa_placement, init_std)``: the same
-  without a config.
+  without a config; or the variant's own factory, ``pose.models.factories.hrnet_w32(psa="parallel")``.
 * ``load_weights(model, path, strict=True) -> LoadReport``; ``load_backbone(model, path)``.
 * ``list_archs()``, ``count_params(model)``, ``count_flops(model, (w, h))``,
   ``PolarizedSelfAttention``.
 """
 
-from collections.abc import Callable
-
 from torch import nn
 
+from .factories import ARCHS, ModelArgs
 from .flops import count_flops, count_params
-from .hrnet import HRNET_ARCHS, HRNET_SPECS, HRNetSpec, PoseHighResolutionNet, StageSpec
+from .hrnet import HRNET_SPECS, HRNetSpec, PoseHighResolutionNet, StageSpec
 from .psa import PolarizedSelfAttention
-from .resnet import RESNET_ARCHS, RESNET_SPECS, PoseResNet, ResNetSpec
+from .resnet import RESNET_SPECS, PoseResNet, ResNetSpec
 from .weights import LoadReport, WeightsError, load_backbone, load_weights, read_state_dict
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {**RESNET_ARCHS, **HRNET_ARCHS}
-
 __all__ = [
-    "ARCHS", "HRNET_SPECS", "RESNET_SPECS", "HRNetSpec", "LoadReport", "PolarizedSelfAttention",
+    "ARCHS", "HRNET_SPECS", "RESNET_SPECS", "HRNetSpec", "LoadReport", "ModelArgs", "PolarizedSelfAttention",
     "PoseHighResolutionNet", "PoseResNet", "ResNetSpec", "StageSpec", "WeightsError", "build_model",
     "count_flops", "count_params", "create_model", "list_archs", "load_backbone", "load_weights",
     "read_state_dict",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .layers import PsaFactory, get_block, init_weights, make_layer, make_psa_factories, named_factory
+from .layers import PsaFactory, get_block, init_weights, make_layer, make_psa_factories
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,3 @@ class PoseHighResolutionNet(nn.Module):
                 xs.append(src if t is None else t(src))
             ys = getattr(self, f"stage{k + 2}")(xs)
         return self.final_layer(ys[0])
-
-
-HRNET_ARCHS = {name: named_factory(name, PoseHighResolutionNet, spec) for name, spec in HRNET_SPECS.items()}

@@ -138,13 +138,3 @@ def init_weights(model: nn.Module, std: float) -> None:
                 nn.init.ones_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def named_factory(name: str, cls: type[nn.Module], spec) -> Callable[..., nn.Module]:
-    """``name(**kwargs) -> cls(spec, **kwargs)``: the named, typed-by-spec factory of one variant."""
-    def build(**kwargs) -> nn.Module:
-        return cls(spec, **kwargs)
-
-    build.__name__ = name
-    build.__doc__ = f"{cls.__name__} {name}: {spec}"
-    return build

@@ -32,8 +32,14 @@ PSA_p and PSA_s (paper) and PSA_p (official) therefore run as one autograd funct
 hand-written backward: the x-gradient is ``grad * gate`` plus one rank-4 product added in place,
 every map-sized tensor keeps the layout of ``x`` (NCHW or channels_last), map-sized work runs in
 x's dtype (bf16/fp16 under mixed precision) and vector work in float32 (float64 for float64
-maps). On the demo network (CPU, bf16, channels_last) this took the PSA_p training step from
-1.67x to 1.45x the baseline's (``benchmarks/bench_train_step.py``).
+maps).
+
+What remains is mostly per-call cost, not memory traffic: HRNet-W32 has over a hundred PSA modules
+on small maps, and each pays for a few dozen operator calls (the C-vector head, the softmaxes,
+the casts) whatever the map size. So the fast path keeps the call count down: one LayerNorm
+kernel (its mean and 1/std saved for backward), no cast where the dtype already matches.
+``benchmarks/bench_models.py`` prints PSA's extra time in units of one elementwise pass over its
+input maps, next to the memory traffic of the fast path.
 
 ``reference=True`` (or :meth:`forward_reference`) runs the straightforward convolution form; the
 tests check both agree within 1e-5 (values and gradients; gradients to 1e-10 in float64), and
@@ -199,6 +205,12 @@ def _autocast_off(device_type: str):
     return torch.autocast(device_type, enabled=False) if enabled else nullcontext()
 
 
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``; skips the call where it already is (the per-call cost adds up over the
+    hundred-odd PSA modules of an HRNet)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 class _Pixels:
     """A feature map as a matrix M of pixels, in its own memory layout (no copy).
 
@@ -235,31 +247,31 @@ class _Pixels:
 
     def project(self, vectors: torch.Tensor) -> torch.Tensor:
         """Dot products of K C-vectors with every pixel: (N, K, C) -> (N, K, HW)."""
-        v = vectors.to(self.dtype)
+        v = _cast(vectors, self.dtype)
         if self.channels_last:
-            return torch.bmm(self.m, v.transpose(1, 2)).transpose(1, 2).to(self.vector_dtype)
-        return torch.bmm(v, self.m).to(self.vector_dtype)
+            return _cast(torch.bmm(self.m, v.transpose(1, 2)).transpose(1, 2), self.vector_dtype)
+        return _cast(torch.bmm(v, self.m), self.vector_dtype)
 
     def pool(self, weights: torch.Tensor) -> torch.Tensor:
         """K weighted sums over pixels: (N, K, HW) -> (N, K, C)."""
-        wt = weights.to(self.dtype)
+        wt = _cast(weights, self.dtype)
         if self.channels_last:
-            return torch.bmm(wt, self.m).to(self.vector_dtype)
-        return torch.bmm(self.m, wt.transpose(1, 2)).transpose(1, 2).to(self.vector_dtype)
+            return _cast(torch.bmm(wt, self.m), self.vector_dtype)
+        return _cast(torch.bmm(self.m, wt.transpose(1, 2)).transpose(1, 2), self.vector_dtype)
 
     def channel_vector(self, v: torch.Tensor) -> torch.Tensor:
         """A per-channel (N, C) vector shaped to broadcast over M, in the map's dtype."""
-        v = v.to(self.dtype)
+        v = _cast(v, self.dtype)
         return v.unsqueeze(1) if self.channels_last else v.unsqueeze(2)
 
     def pixel_vector(self, v: torch.Tensor) -> torch.Tensor:
         """A per-pixel (N, HW) vector shaped to broadcast over M, in the map's dtype."""
-        v = v.to(self.dtype)
+        v = _cast(v, self.dtype)
         return v.unsqueeze(2) if self.channels_last else v.unsqueeze(1)
 
     def add_outer_(self, m: torch.Tensor, pixel_rows: torch.Tensor, channel_rows: torch.Tensor) -> None:
         """In place, M += sum_k pixel_rows[:, k] (x) channel_rows[:, k]; (N, K, HW) and (N, K, C)."""
-        u, v = pixel_rows.to(self.dtype), channel_rows.to(self.dtype)
+        u, v = _cast(pixel_rows, self.dtype), _cast(channel_rows, self.dtype)
         if self.channels_last:
             m.baddbmm_(u.transpose(1, 2), v)
         else:
@@ -294,14 +306,14 @@ class _FastPsa(torch.autograd.Function):
         module = ctx.module
         n, c, h, w = x.shape
         pix = _Pixels(x)
-        g = pix.like(grad.to(x.dtype))
+        g = pix.like(_cast(grad, x.dtype))
         dx = g.m * gate
         # d/dA_ch and d/dA_sp of sum(grad * x * gate), from grad * x.
         gx = g.m * pix.m
         a_ch = head[_HEAD_A]
         if module.layout == "parallel":
-            d_ach = (gx.sum(dim=1) if pix.channels_last else gx.sum(dim=2)).to(pix.vector_dtype)
-            d_asp = (gx.sum(dim=2) if pix.channels_last else gx.sum(dim=1)).to(pix.vector_dtype).unsqueeze(1)
+            d_ach = _cast(gx.sum(dim=1) if pix.channels_last else gx.sum(dim=2), pix.vector_dtype)
+            d_asp = _cast(gx.sum(dim=2) if pix.channels_last else gx.sum(dim=1), pix.vector_dtype).unsqueeze(1)
         else:
             gxp = pix.like(pix.to_map(gx))
             d_ach = gxp.pool(a_sp)[:, 0]
@@ -318,15 +330,15 @@ class _FastPsa(torch.autograd.Function):
         channel_rows = torch.stack([head[_HEAD_E], dz, wq_row[0].expand(n, c), dgap], dim=1)  # (N, 4, C)
         pix.add_outer_(dx, pixel_rows, channel_rows)
         weight = module.conv_q_right.weight
-        grads = [dparams[k].view_as(p).to(p.dtype) for k, p in zip(ctx.names, ctx.params)]
-        return (pix.to_map(dx), None, None, dwq.view_as(weight).to(weight.dtype), *grads)
+        grads = [_cast(dparams[k].view_as(p), p.dtype) for k, p in zip(ctx.names, ctx.params)]
+        return (pix.to_map(dx), None, None, _cast(dwq.view_as(weight), weight.dtype), *grads)
 
 
 def _fast_forward(module: PolarizedSelfAttention, x: torch.Tensor):
     """The forward of :class:`_FastPsa` (also run alone where no gradient is needed): the output
     and the tensors its backward needs."""
     pix = _Pixels(x)
-    wq_row = module._w(module.conv_q_right).detach().to(pix.vector_dtype).unsqueeze(0)  # (1, 1, C)
+    wq_row = _cast(module._w(module.conv_q_right).detach(), pix.vector_dtype).unsqueeze(0)  # (1, 1, C)
     s, pooled = _query_pool(pix, wq_row)
     a_ch, e, head = _head_forward(module, pooled[:, 0], pooled[:, 1])
     r1 = pix.project(e.unsqueeze(1))  # (N, 1, HW)
@@ -342,7 +354,7 @@ def _query_pool(pix: _Pixels, wq: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     (N, 1, HW), then z = sum_p s_p x_p and GAP(x) from one two-row product, (N, 2, C). ``wq``: the
     (1, C) or (1, 1, C) query weights."""
     n, c, h, w = pix.shape
-    s = torch.softmax(pix.project(wq.to(pix.vector_dtype).view(1, 1, c).expand(n, 1, c)), dim=2)
+    s = torch.softmax(pix.project(_cast(wq, pix.vector_dtype).view(1, 1, c).expand(n, 1, c)), dim=2)
     return s, pix.pool(torch.cat([s, s.new_full(s.shape, 1.0 / (h * w))], dim=1))
 
 
@@ -363,25 +375,26 @@ def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Te
     v = z @ wv.t()
     u = v @ wz.t()
     if module.variant == "paper":
+        # One kernel for the LayerNorm; its mean and 1/std give the normalised values in backward.
+        # The shape from the module, not from u: the ONNX exporter cannot take a traced size there.
         norm = module.norm_up
-        var, mean = torch.var_mean(u, dim=1, unbiased=False, keepdim=True)
-        rstd = torch.rsqrt(var + norm.eps)
-        u_hat = (u - mean) * rstd
-        a_ch = torch.sigmoid(torch.addcmul(norm.bias, u_hat, norm.weight))
+        ln, mean, rstd = torch.native_layer_norm(u, norm.normalized_shape, _cast(norm.weight, u.dtype),
+                                                 _cast(norm.bias, u.dtype), norm.eps)
+        a_ch = torch.sigmoid(ln)
     else:
-        rstd = u_hat = u.new_empty(0)
+        mean = rstd = u.new_empty(0)
         a_ch = torch.sigmoid(u)
     m = gap if module.layout == "parallel" else gap * a_ch
     q = m @ wq2.t()
     pi = torch.softmax(q, dim=1) if module.variant == "paper" else q
     e0 = pi @ wv2
     e = e0 if module.layout == "parallel" else e0 * a_ch
-    return a_ch, e, (a_ch, e, z, gap, v, u_hat, rstd, m, pi, e0)
+    return a_ch, e, (a_ch, e, z, gap, v, u, mean, rstd, m, pi, e0)
 
 
 def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de: torch.Tensor):
     """Gradients of :func:`_head_forward`: (dz, dGAP, {parameter name: gradient})."""
-    a_ch, _, z, gap, v, u_hat, rstd, m, pi, e0 = head
+    a_ch, _, z, gap, v, u, mean, rstd, m, pi, e0 = head
     wv, wz = module._w(module.conv_v_right), module._w(module.conv_up)
     wq2, wv2 = module._w(module.conv_q_left), module._w(module.conv_v_left)
     grads = {}
@@ -398,6 +411,7 @@ def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de
         dm = dm * a_ch
     dl = d_ach * a_ch * (1 - a_ch)
     if module.variant == "paper":
+        u_hat = (u - mean) * rstd
         grads["norm_up.weight"] = (dl * u_hat).sum(dim=0)
         grads["norm_up.bias"] = dl.sum(dim=0)
         dn = dl * module.norm_up.weight

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .layers import get_block, init_weights, make_layer, make_psa_factories, named_factory
+from .layers import get_block, init_weights, make_layer, make_psa_factories
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,3 @@ class PoseResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.final_layer(self.deconv_layers(x))
-
-
-RESNET_ARCHS = {name: named_factory(name, PoseResNet, spec) for name, spec in RESNET_SPECS.items()}
