@@ -35,6 +35,7 @@ from machine import describe
 from pose.data.codecs import build_codec
 from pose.engine.evaluator import rescore
 from pose.engine.nms import nms_per_image
+from pose.keypoints import COCO17
 
 K, HM_W, HM_H = 17, 48, 64
 
@@ -102,7 +103,8 @@ def main(args: argparse.Namespace) -> None:
     counts = np.unique(det["image_id"], return_counts=True)[1]
     print(f"data: made in {time.perf_counter() - t:.1f} s; {counts.size} images with detections, per image: "
           f"median {np.median(counts):.0f}, mean {counts.mean():.1f}, max {counts.max()}")
-    codec = build_codec("gaussian", input_size=(192, 256), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(192, 256), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=COCO17.flip_index)
 
     # --- decoding, chunk by chunk -------------------------------------------------------------------
     starts = list(range(0, n, chunk))
@@ -147,7 +149,8 @@ def main(args: argparse.Namespace) -> None:
     variants = [False, True] if args.soft else [False]
     for soft in variants:
         t = time.perf_counter()
-        keep = nms_per_image(keypoints, scores, det["area"], det["image_id"], thresh=0.9, soft=soft)
+        keep = nms_per_image(keypoints, scores, det["area"], det["image_id"], thresh=0.9, soft=soft,
+                             sigmas=COCO17.oks_sigmas)
         t_ours = time.perf_counter() - t
         if args.naive_fraction >= 1:
             subset = np.arange(n)

@@ -99,7 +99,7 @@ class MpiiKeypoints(CocoKeypoints):
         self.has_ground_truth = False
         super().__init__(root=root, image_set=image_set, codec=codec, train=train, aug=aug, use_gt_bbox=True,
                          color_rgb=color_rgb, mean=mean, std=std, pixel_std=pixel_std,
-                         skip_corrupt_images=skip_corrupt_images, num_joints=MPII16.num_joints,
+                         skip_corrupt_images=skip_corrupt_images, keypoints=MPII16,
                          reduced_decode=reduced_decode, cache_images=cache_images)
         self._flip_pairs = MPII16.flip_pairs
         self._upper_ids = MPII16.upper_body
