@@ -101,8 +101,6 @@ class MpiiKeypoints(CocoKeypoints):
                          color_rgb=color_rgb, mean=mean, std=std, pixel_std=pixel_std,
                          skip_corrupt_images=skip_corrupt_images, keypoints=MPII16,
                          reduced_decode=reduced_decode, cache_images=cache_images)
-        self._flip_pairs = MPII16.flip_pairs
-        self._upper_ids = MPII16.upper_body
         self.gt_file = self.root / "annot" / f"gt_{image_set}.mat"
 
     def _check_layout(self) -> None:
