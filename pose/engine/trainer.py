@@ -352,7 +352,7 @@ def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
     record.update(stats)
     record["val_time_s"] = round(time.perf_counter() - t1, 3)
     ap = stats.get(run.metric)
-    if ap is not None and ap > state.best_ap:
+    if ap is not None and ap >= state.best_ap:  # official: a tie moves the best to the later epoch
         state.best_ap, state.best_epoch = float(ap), state.epoch
         if run.is_main:
             save_best(run.model, run.cfg, run.out, state.epoch, float(ap), run.metric)
