@@ -38,7 +38,9 @@ from pose.data.coco import CocoKeypoints
 from pose.data.codecs import build_codec
 from pose.data.image_io import crop_zoom, read_image, reduction_for_zoom
 from pose.data.transforms import get_affine_transform
-from pose.keypoints import FLIP_PAIRS, UPPER_BODY_IDS
+from pose.keypoints import COCO17
+
+FLIP_PAIRS, UPPER_BODY_IDS = COCO17.flip_pairs, COCO17.upper_body
 
 INPUT, HEATMAP, SIGMA = (192, 256), (48, 64), 2.0
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -77,7 +79,7 @@ def make_dataset(folder: Path, num_images: int, seed: int = 0) -> None:
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
                          "bbox": [x, y, w, h], "area": w * h, "keypoints": kps.ravel().tolist()})
     (folder / "annotations" / "person_keypoints_train2017.json").write_text(
-        json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+        json.dumps({"images": images, "annotations": anns, "categories": [COCO17.coco_category(name="person")]}))
 
 
 class Baseline:

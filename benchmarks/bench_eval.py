@@ -26,17 +26,16 @@ detectors); the number of detections per image is skewed (many images with a few
 """
 
 import argparse
-import os
-import platform
 import time
 
 import eval_reference as ref
 import numpy as np
-import torch
+from machine import describe
 
 from pose.data.codecs import build_codec
 from pose.engine.evaluator import rescore
 from pose.engine.nms import nms_per_image
+from pose.keypoints import COCO17
 
 K, HM_W, HM_H = 17, 48, 64
 
@@ -91,15 +90,10 @@ def make_detections(rng: np.random.Generator, n: int, images: int, pool: int) ->
             "area": (scale[:, 0] * scale[:, 1] * 200.0 ** 2).astype(np.float64)}
 
 
-def machine() -> str:
-    return (f"{platform.platform()} | python {platform.python_version()} | cpus {os.cpu_count()} | "
-            f"numpy {np.__version__} | torch {torch.__version__} (threads {torch.get_num_threads()})")
-
-
 def main(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     n, chunk = args.instances, args.chunk
-    print(f"machine: {machine()}")
+    print(describe())
     print(f"settings: {n} instances over {args.images} images, heatmaps ({chunk}, {K}, {HM_H}, {HM_W}) "
           f"float32 per decode call, pool of {args.pool} distinct heatmaps, gaussian codec 192x256, refine default, "
           f"OKS NMS thresh 0.9, kpt score thresh 0.2, loops on {args.naive_fraction:.0%}")
@@ -109,7 +103,8 @@ def main(args: argparse.Namespace) -> None:
     counts = np.unique(det["image_id"], return_counts=True)[1]
     print(f"data: made in {time.perf_counter() - t:.1f} s; {counts.size} images with detections, per image: "
           f"median {np.median(counts):.0f}, mean {counts.mean():.1f}, max {counts.max()}")
-    codec = build_codec("gaussian", input_size=(192, 256), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(192, 256), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=COCO17.flip_index)
 
     # --- decoding, chunk by chunk -------------------------------------------------------------------
     starts = list(range(0, n, chunk))
@@ -154,7 +149,8 @@ def main(args: argparse.Namespace) -> None:
     variants = [False, True] if args.soft else [False]
     for soft in variants:
         t = time.perf_counter()
-        keep = nms_per_image(keypoints, scores, det["area"], det["image_id"], thresh=0.9, soft=soft)
+        keep = nms_per_image(keypoints, scores, det["area"], det["image_id"], thresh=0.9, soft=soft,
+                             sigmas=COCO17.oks_sigmas)
         t_ours = time.perf_counter() - t
         if args.naive_fraction >= 1:
             subset = np.arange(n)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from pose.engine.nms import oks_iou
-from pose.keypoints import OKS_SIGMAS
+from pose.keypoints import COCO17
 
 
 def decode_gaussian_loops(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
@@ -68,17 +68,17 @@ def rescore_loops(maxvals: np.ndarray, box_scores: np.ndarray, kpt_score_thresh:
     return out
 
 
-def oks_iou_loop(g: np.ndarray, d: np.ndarray, a_g: float, a_d: np.ndarray, sigmas=OKS_SIGMAS,
+def oks_iou_loop(g: np.ndarray, d: np.ndarray, a_g: float, a_d: np.ndarray, sigmas=COCO17.oks_sigmas,
                  vis_thresh: float | None = None) -> np.ndarray:
     """OKS of g (K, 3) against each row of d (M, K, 3), one candidate at a time (official loop)."""
     ious = np.zeros(d.shape[0])
     for m in range(d.shape[0]):
-        ious[m] = oks_iou(g, d[m:m + 1], a_g, a_d[m:m + 1], sigmas, vis_thresh)[0]
+        ious[m] = oks_iou(g, d[m:m + 1], a_g, a_d[m:m + 1], sigmas=sigmas, vis_thresh=vis_thresh)[0]
     return ious
 
 
 def oks_nms_loop(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
-                 sigmas=OKS_SIGMAS, vis_thresh: float | None = None) -> list[int]:
+                 sigmas=COCO17.oks_sigmas, vis_thresh: float | None = None) -> list[int]:
     """Greedy OKS NMS on one image (official loop)."""
     if len(scores) == 0:
         return []
@@ -95,7 +95,7 @@ def oks_nms_loop(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, t
 
 
 def soft_oks_nms_loop(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
-                      sigmas=OKS_SIGMAS, vis_thresh: float | None = None, max_dets: int = 20) -> list[int]:
+                      sigmas=COCO17.oks_sigmas, vis_thresh: float | None = None, max_dets: int = 20) -> list[int]:
     """Soft OKS NMS on one image (official loop, Gaussian rescoring, at most ``max_dets`` picks)."""
     if len(scores) == 0:
         return []

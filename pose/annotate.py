@@ -10,13 +10,14 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pose import vis
+from pose.keypoints import KeypointSet
 from pose.predictor import DetectionBoxes, PersonPose, Predictor
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -28,7 +29,8 @@ Failures = list[tuple[str, str]]
 @dataclass(frozen=True)
 class DrawOptions:
     """What to draw: keypoints scoring above ``kpt_thresh``, people scoring at least ``score_thresh``,
-    boxes, person scores, joint indices; ``heatmap``: the first person's heatmaps under the skeleton."""
+    boxes, person scores, joint indices; ``heatmap``: the first person's heatmaps under the skeleton;
+    ``kset``: the keypoint set (skeleton and sides; None: joints only, or the predictor's set)."""
 
     kpt_thresh: float = 0.2
     score_thresh: float = 0.0
@@ -36,6 +38,7 @@ class DrawOptions:
     show_scores: bool = True
     show_indices: bool = False
     heatmap: bool = False
+    kset: KeypointSet | None = None
 
 
 def safe_output(path: Path, inputs: set[Path]) -> Path:
@@ -98,7 +101,7 @@ def draw_results(files: Mapping[int, Path], image_ids: Sequence[int], people: Ma
         drawn = vis.draw_with_ground_truth(
             image, people.get(image_id, []), None if gt_people is None else gt_people.get(image_id, []),
             mode=gt_mode, score_thresh=opts.kpt_thresh, show_boxes=opts.show_boxes,
-            show_scores=opts.show_scores, show_indices=opts.show_indices)
+            show_scores=opts.show_scores, show_indices=opts.show_indices, kset=opts.kset)
         written.append(vis.write_image(safe_output(out / src.name, inputs), drawn))
         if len(drawn_images) < montage:
             drawn_images.append(drawn)
@@ -119,13 +122,14 @@ def draw_prediction(image: np.ndarray, people: Sequence[PersonPose], opts: DrawO
     drawn = [{"keypoints": p.keypoints_with_scores(), "box": p.box, "score": p.score}
              for p in people if p.score >= opts.score_thresh]
     return vis.draw_people(image, drawn, score_thresh=opts.kpt_thresh, show_boxes=opts.show_boxes,
-                           show_scores=opts.show_scores, show_indices=opts.show_indices)
+                           show_scores=opts.show_scores, show_indices=opts.show_indices, kset=opts.kset)
 
 
 def predict_images(predictor: Predictor, files: Sequence[Path], out: Path, opts: DrawOptions, *,
                    boxes: Sequence | None = None, dets: DetectionBoxes | None = None) -> tuple[list[Path], Failures]:
     """Predict and draw each image file (boxes: ``boxes`` for every image, else the detections of
     the image, else the whole image). A single file's error is fatal (ValueError naming it)."""
+    opts = replace(opts, kset=opts.kset or predictor.keypoints)
     inputs = {f.resolve() for f in files}
     written, failures = [], []
     for f in files:
@@ -163,6 +167,7 @@ def predict_video(predictor: Predictor, src: Path, out: Path, opts: DrawOptions,
                   every: int = 1, max_frames: int = 0, save_frames: bool = False) -> VideoResult:
     """Predict and draw every ``every``-th frame of a video (at most ``max_frames`` drawn, 0: all) into
     ``out/<name>_pose.mp4`` (mp4v), written to a temporary file and renamed when complete."""
+    opts = replace(opts, kset=opts.kset or predictor.keypoints)
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise ValueError(f"cannot open video {src} (missing codec, or not a video file)")
@@ -218,7 +223,8 @@ def _open_writer(tmp: Path, dst: Path, fps: float, shape: tuple[int, ...]) -> cv
     return writer
 
 
-def sample_panel(sample: Mapping, *, mean: Sequence[float], std: Sequence[float], color_rgb: bool) -> np.ndarray:
+def sample_panel(sample: Mapping, *, mean: Sequence[float], std: Sequence[float], color_rgb: bool,
+                 kset: KeypointSet | None = None) -> np.ndarray:
     """A training sample (a ``CocoKeypoints`` item) as (crop with the skeleton read off the target
     heatmaps | crop with the summed target heatmaps); the crop is un-normalised with ``mean``/``std``."""
     image = sample["image"].numpy().transpose(1, 2, 0)
@@ -236,6 +242,6 @@ def sample_panel(sample: Mapping, *, mean: Sequence[float], std: Sequence[float]
     stride_x, stride_y = image.shape[1] / w, image.shape[0] / h
     kp = np.stack([(flat % w + 0.5) * stride_x, (flat // w + 0.5) * stride_y,
                    np.where((weight > 0) & (target.reshape(k, -1).max(1) > 0), 1.0, 0.0)], axis=1)
-    left = vis.draw_skeleton(image, kp, score_thresh=0.5)
+    left = vis.draw_skeleton(image, kp, score_thresh=0.5, kset=kset)
     right = vis.overlay_heatmaps(image, np.clip(target.sum(0), 0, 1))
     return vis.side_by_side([left, right], gap=2)

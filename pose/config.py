@@ -23,6 +23,12 @@ from typing import Any
 import yaml
 
 from pose.atomic_io import atomic_write_bytes
+from pose.keypoints import BUILTIN_SETS, COCO17, KeypointSet, KeypointSetError, resolve
+
+
+# Dataset formats whose joints are fixed (data.dataset -> built-in keypoint set); COCO-format data
+# declare theirs in the annotation file's category.
+DATASET_SETS = {"mpii": "mpii", "crowdpose": "crowdpose"}
 
 
 class ConfigError(ValueError):
@@ -34,7 +40,9 @@ class ModelConfig:
     # Network name: resnet18/34/50/101/152, hrnet_w32, hrnet_w48, or a tiny test variant
     # (see pose.models.list_archs()).
     arch: str = "hrnet_w32"
-    num_joints: int = 17
+    # Heatmap channels: 0 takes the keypoint set's joint count (data.keypoints); any other value
+    # must equal it.
+    num_joints: int = 0
     # Polarized Self-Attention: none, parallel (PSA_p) or sequential (PSA_s).
     psa: str = "none"
     # 'paper' follows the formulas of arXiv 2107.00782; 'official' reproduces the published
@@ -48,6 +56,34 @@ class ModelConfig:
     # ImageNet backbone weights loaded before training ('' for none), e.g.
     # models/pytorch/imagenet/resnet50-19c8e357.pth or hrnet_w32-36af842e.pth.
     pretrained: str = ""
+    # Fine-tuning start point: a checkpoint of this toolkit (or a state dict) trained on any keypoint
+    # set. Every tensor that fits is loaded; the final layer is skipped when the joint count differs
+    # (the load report names what was skipped). Without it, weights for another joint count are an error.
+    finetune_from: str = ""
+
+
+@dataclass(frozen=True)
+class KeypointsConfig:
+    # 'auto': the set the training annotation file declares in its category (its 'keypoints' names
+    # and 'skeleton'; names equal to a built-in set take its values). 'coco', 'mpii', 'crowdpose':
+    # that built-in set. Any other name labels a set given by 'names' below. The fields below,
+    # when not empty, replace the set's; the resolved set is written back here in the run's
+    # config.yaml and checkpoints.
+    name: str = "auto"
+    names: tuple[str, ...] = ()
+    # Limbs as 0-based joint index pairs (COCO files store them 1-based).
+    skeleton: tuple[tuple[int, int], ...] = ()
+    # Joints swapped by a horizontal flip, 0-based pairs (default: from left_/right_, l_/r_,
+    # _l/_r and _left/_right names).
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    # OKS sigmas, one per joint (default for a set that is not built in: 0.067 each, with a warning).
+    sigmas: tuple[float, ...] = ()
+    # Joints of the upper body for half-body augmentation (empty: no half-body augmentation).
+    upper_body: tuple[int, ...] = ()
+    # Per-joint loss weights of the set, used when train.set_joint_weights is true.
+    joint_weights: tuple[float, ...] = ()
+    # 'left', 'right' or 'centre' per joint (drawing colours; default: from the names).
+    sides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,8 @@ class SyntheticConfig:
     image_width: int = 320
     image_height: int = 240
     max_people: int = 3
+    # 'person' (COCO's 17 joints) or 'animal' (a quadruped with its own 20 keypoint names).
+    figure: str = "person"
 
 
 @dataclass(frozen=True)
@@ -113,6 +151,10 @@ class DataConfig:
     # Keep decoded images in memory after first use (per process; small datasets only, not with
     # reduced_decode).
     cache_images: bool = False
+    # Annotation file and image folder of a split, relative to root; '{set}' is the split's name.
+    ann_file: str = "annotations/person_keypoints_{set}.json"
+    image_dir: str = "images/{set}"
+    keypoints: KeypointsConfig = field(default_factory=KeypointsConfig)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -147,6 +189,8 @@ class TrainConfig:
     # Per-joint loss weights (empty: all 1). The official COCO values are
     # 1x7, 1.2x2, 1.5x2, 1x2, 1.2x2, 1.5x2 (USE_DIFFERENT_JOINTS_WEIGHT).
     joint_weights: tuple[float, ...] = ()
+    # Use the keypoint set's joint_weights (for 'coco': the official values above) instead.
+    set_joint_weights: bool = False
     # Mixed precision: none, bf16 or fp16 (fp16 uses a grad scaler); auto: bf16 on a GPU that
     # supports it or a CPU with bf16 matrix units (AMX, AVX512-BF16), else none.
     amp: str = "none"
@@ -217,6 +261,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.psa_variant": ("paper", "official"),
     "model.psa_placement": ("all", "basic"),
     "data.codec": ("gaussian", "dark", "udp"),
+    "data.synthetic.figure": ("person", "animal"),
     "data.dataset": ("coco", "crowdpose", "mpii"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("multistep", "cosine"),
@@ -234,7 +279,7 @@ def load_config(path: str | os.PathLike | None, overrides: typing.Sequence[str] 
     raw: dict[str, Any] = {}
     if path is not None:
         raw = _read_yaml_chain(Path(path), seen=())
-    cfg = _build(Config, raw, prefix="", source=str(path))
+    cfg = _build_config(raw, source=str(path))
     cfg = apply_overrides(cfg, overrides)
     if not cfg.output_dir and path is not None:
         cfg = dataclasses.replace(cfg, output_dir=str(Path("output") / Path(path).stem))
@@ -267,7 +312,7 @@ def apply_overrides(cfg: Config, overrides: typing.Sequence[str]) -> Config:
         if isinstance(node[parts[-1]], dict):
             raise ConfigError(f"override {item!r}: {key!r} is a section, name one of its keys")
         node[parts[-1]] = value
-    return _build(Config, tree, prefix="", source="command-line overrides")
+    return _build_config(tree, source="command-line overrides" if overrides else "config")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -285,7 +330,72 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def from_dict(tree: dict[str, Any], source: str = "checkpoint") -> Config:
     """Rebuild a :class:`Config` from :func:`to_dict` output, validating it."""
-    return _build(Config, tree, prefix="", source=source)
+    return _build_config(tree, source=source)
+
+
+def configured_keypoint_set(cfg: Config, source: str = "config") -> KeypointSet | None:
+    """The keypoint set ``cfg.data.keypoints`` names without looking at data (a built-in name,
+    explicit ``names``, or the set of a ``data.dataset`` format with fixed joints: MPII, CrowdPose),
+    or None for 'auto' without names on COCO-format data (the annotation file decides)."""
+    section = to_dict(cfg.data.keypoints)
+    fixed = DATASET_SETS.get(cfg.data.dataset)
+    if fixed is not None and section["name"] == "auto":
+        section["name"] = fixed
+    if section["name"] == "auto" and not section["names"]:
+        return None
+    try:
+        kset = resolve(section, None, source=f"{source}: data.keypoints")
+    except KeypointSetError as exc:
+        raise ConfigError(str(exc)) from None
+    if fixed is not None and kset.names != BUILTIN_SETS[fixed].names:
+        raise ConfigError(f"{source}: data.dataset={cfg.data.dataset} has the {fixed} joints, but data.keypoints "
+                          f"gives {kset.num_joints} others ({kset.name!r}); leave data.keypoints.name at auto")
+    return kset
+
+
+def with_keypoint_set(cfg: Config, kset: KeypointSet) -> Config:
+    """``cfg`` with ``data.keypoints`` set to ``kset`` (every field written out) and
+    ``model.num_joints`` to its joint count; a non-zero ``model.num_joints`` must equal it."""
+    n = cfg.model.num_joints
+    if n not in (0, kset.num_joints):
+        raise ConfigError(f"model.num_joints={n} but the keypoint set {kset.name!r} (data.keypoints) has "
+                          f"{kset.num_joints} joints: set model.num_joints={kset.num_joints}, or 0 to take "
+                          "the set's count")
+    section = _build(KeypointsConfig, kset.to_dict(), prefix="data.keypoints.", source=kset.source or "keypoint set")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=kset.num_joints),
+                               data=dataclasses.replace(cfg.data, keypoints=section))
+
+
+def legacy_keypoints(cfg: Config) -> Config:
+    """A config saved before keypoint sets existed (``data.keypoints`` auto, no names) is COCO-17's."""
+    if cfg.data.keypoints.name == "auto" and not cfg.data.keypoints.names \
+            and cfg.model.num_joints in (0, COCO17.num_joints):
+        return with_keypoint_set(cfg, COCO17)
+    return cfg
+
+
+def loss_joint_weights(cfg: Config, kset: KeypointSet) -> tuple[float, ...]:
+    """Per-joint loss weights: the set's when ``train.set_joint_weights``, else ``train.joint_weights``
+    (empty: all 1)."""
+    return kset.joint_weights if cfg.train.set_joint_weights else cfg.train.joint_weights
+
+
+def _build_config(tree: dict[str, Any], source: str) -> Config:
+    cfg = _build(Config, tree, prefix="", source=source)
+    if cfg.train.set_joint_weights and cfg.train.joint_weights:
+        raise ConfigError(f"{source}: train.joint_weights and train.set_joint_weights=true both give the "
+                          "per-joint loss weights; keep one")
+    if cfg.model.num_joints < 0:
+        raise ConfigError(f"{source}: model.num_joints must be >= 0 (0: the keypoint set's count), "
+                          f"got {cfg.model.num_joints}")
+    kset = configured_keypoint_set(cfg, source)
+    if kset is not None:  # model.num_joints must agree, and takes the set's count
+        try:
+            with_keypoint_set(cfg, kset)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_joints=kset.num_joints))
+    return cfg
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:

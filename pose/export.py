@@ -9,8 +9,11 @@ Pass ``exporter='dynamo'`` to try the other path where ``onnxscript`` is install
 
 The graph has one input ``images`` (N, 3, H, W) float32, normalised like the training data
 (RGB or BGR per ``data.color_rgb``), and one output ``heatmaps`` (N, K, H/4, W/4); N is dynamic.
+The keypoint set (joint names, skeleton, flip pairs, sigmas...) goes into the model's metadata
+(``keypoint_set``, JSON), so the file says what its K channels are.
 """
 
+import json
 import os
 import tempfile
 import warnings
@@ -22,8 +25,10 @@ import torch
 from torch import nn
 
 from pose.atomic_io import default_file_mode
+from pose.keypoints import KeypointSet, from_dict
 
 EXPORTERS = ("torchscript", "dynamo")
+METADATA_KEY = "keypoint_set"
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,15 @@ class OnnxCheck:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: tuple[int, int],
-                opset: int = 17, exporter: str = "torchscript") -> Path:
+                opset: int = 17, exporter: str = "torchscript", keypoints: KeypointSet | None = None) -> Path:
     """Export ``model`` (put in eval mode, on the CPU) to ``path`` with a dynamic batch size.
 
     Args:
         input_size: network input (width, height), as ``cfg.data.input_size``.
         opset: ONNX opset version.
         exporter: 'torchscript' (default, no extra dependency) or 'dynamo' (needs onnxscript).
+        keypoints: the network's keypoint set, stored as JSON in the model's metadata under
+            ``keypoint_set`` (read back with :func:`onnx_keypoints`; needs the onnx package).
 
     The file is written atomically (temporary file in the same folder, then renamed).
     """
@@ -82,6 +89,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: tuple[
                                         input_names=["images"], output_names=["heatmaps"],
                                         dynamic_shapes=({0: batch},))
             program.save(tmp, external_data=False)
+        if keypoints is not None:
+            _add_metadata(tmp, {METADATA_KEY: json.dumps(keypoints.to_dict())})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -94,6 +103,29 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: tuple[
         return path
     onnx.checker.check_model(str(path))
     return path
+
+
+def _add_metadata(path: str, entries: dict[str, str]) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise RuntimeError("storing the keypoint set in the ONNX file needs the onnx package "
+                           "(pip install onnx)") from None
+    proto = onnx.load(path)
+    for key, value in entries.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, path)
+
+
+def onnx_keypoints(path: str | os.PathLike) -> KeypointSet | None:
+    """The keypoint set stored in an exported file's metadata, or None (none stored)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    for prop in proto.metadata_props:
+        if prop.key == METADATA_KEY:
+            return from_dict(json.loads(prop.value), source=f"{path}: metadata {METADATA_KEY!r}")
+    return None
 
 
 def onnxruntime_available() -> bool:

@@ -108,9 +108,10 @@ class KeypointSet:
                 "sigmas": list(self.sigmas), "upper_body": list(self.upper_body),
                 "joint_weights": list(self.joint_weights), "sides": list(self.sides)}
 
-    def coco_category(self, category_id: int = 1, supercategory: str | None = None) -> dict:
-        """The COCO category entry of this set (names and 1-based skeleton)."""
-        return {"supercategory": supercategory or self.name, "id": category_id, "name": self.name,
+    def coco_category(self, category_id: int = 1, name: str | None = None, supercategory: str | None = None) -> dict:
+        """The COCO category entry of this set (names and 1-based skeleton); ``name`` and
+        ``supercategory`` default to the set's name (COCO's own: 'person')."""
+        return {"supercategory": supercategory or name or self.name, "id": category_id, "name": name or self.name,
                 "keypoints": list(self.names), "skeleton": [[a + 1, b + 1] for a, b in self.skeleton]}
 
 
@@ -159,10 +160,11 @@ def builtin_for_names(names: Sequence[str]) -> KeypointSet | None:
 def from_category(category: Mapping[str, Any], source: str) -> KeypointSet:
     """The set a COCO category declares (``keypoints`` names, 1-based ``skeleton``).
 
-    Names equal to a built-in set's give that set (its official sigmas, flip pairs and weights).
-    Otherwise flip pairs and sides come from left/right names (:func:`derive_flip_pairs`), the
-    skeleton from the category, the sigmas are :data:`DEFAULT_SIGMA` (one warning says how to set
-    them) and there is no upper body (no half-body augmentation).
+    Names equal to a built-in set's give that set (its official sigmas, flip pairs, weights and
+    skeleton: real CrowdPose files, for one, carry COCO's 17-joint skeleton). Otherwise flip pairs
+    and sides come from left/right names (:func:`derive_flip_pairs`), the skeleton from the
+    category, the sigmas are :data:`DEFAULT_SIGMA` and there is no upper body (no half-body
+    augmentation). :func:`resolve` warns once when the default sigmas are used.
     """
     where = f"{source}: category {category.get('id', '?')!r}"
     names = category.get("keypoints")
@@ -178,12 +180,84 @@ def from_category(category: Mapping[str, Any], source: str) -> KeypointSet:
         if not (1 <= a <= len(names) and 1 <= b <= len(names)):
             raise KeypointSetError(f"{where}: skeleton[{i}] = [{a}, {b}] is out of range: COCO skeletons "
                                    f"are 1-based joint indices in 1..{len(names)}")
-    logger.warning("%s: keypoints %s are not a built-in set; their OKS sigmas default to %.3f each "
-                   "(AP is then only comparable within this dataset). Give the real ones with "
-                   "data.keypoints.sigmas=[...] (one per joint).", where, list(names), DEFAULT_SIGMA)
     return KeypointSet(name=str(category.get("name", "keypoints")), names=names,
                        skeleton=tuple((a - 1, b - 1) for a, b in skeleton),
-                       flip_pairs=derive_flip_pairs(names), source=source)
+                       flip_pairs=derive_flip_pairs(names), source=f"{where}")
+
+
+def from_categories(categories: Any, source: str) -> tuple[KeypointSet, tuple[int, ...]]:
+    """The set of a COCO file's keypoint categories (those with a ``keypoints`` list) and their ids.
+
+    Several keypoint categories must declare the same joint names (one network predicts one set);
+    their annotations are then all used. Raises :class:`KeypointSetError` naming the file and the
+    categories when there is none, or when two lists differ.
+    """
+    if not isinstance(categories, list):
+        raise KeypointSetError(f"{source}: 'categories' must be a list of COCO categories")
+    found = [c for c in categories if isinstance(c, Mapping) and "keypoints" in c]
+    if not found:
+        raise KeypointSetError(f"{source}: no category has a 'keypoints' list of joint names (a COCO "
+                               "keypoint file declares its joints in its category)")
+    for c in found:
+        if isinstance(c.get("id"), bool) or not isinstance(c.get("id"), int):
+            raise KeypointSetError(f"{source}: category {c.get('name', '?')!r} needs an integer 'id'")
+    first = found[0]
+    for other in found[1:]:
+        if other["keypoints"] != first["keypoints"]:
+            raise KeypointSetError(
+                f"{source}: categories {first['id']} and {other['id']} have different 'keypoints' lists "
+                f"({len(first['keypoints'])} vs {len(other['keypoints']) if isinstance(other['keypoints'], list) else '?'}"
+                " names); one network predicts one keypoint set: keep one category, or split the file")
+    return from_category(first, source), tuple(int(c["id"]) for c in found)
+
+
+# Fields of a config section (``data.keypoints``) beside 'name'.
+SET_FIELDS = ("names", "skeleton", "flip_pairs", "sigmas", "upper_body", "joint_weights", "sides")
+
+
+def resolve(section: Mapping[str, Any], declared: KeypointSet | None, source: str,
+            declared_from: str = "the annotation file", warn_default_sigmas: bool = True) -> KeypointSet:
+    """The set a config section (``data.keypoints``: ``name`` + optional fields) asks for.
+
+    ``name``: 'auto' starts from ``declared`` (the set the data declares); a built-in name starts
+    from that set; any other name is a label for a set given by ``names`` (and the other fields).
+    Non-empty fields replace the starting set's; new ``names`` start from what those names imply
+    (a built-in set when they equal one, else flip pairs and sides from left/right names). When
+    ``declared`` is given, the result's names must equal it. With ``warn_default_sigmas``, warns
+    when the sigmas are the default guess (:data:`DEFAULT_SIGMA`) and the section gives none (a set
+    read back from a checkpoint was warned about when it was made). Errors name ``source`` and the
+    field.
+    """
+    name = section.get("name", "auto")
+    given = {k: section[k] for k in SET_FIELDS if section.get(k)}
+    if name == "auto":
+        base = declared
+    elif name in BUILTIN_SETS:
+        base = BUILTIN_SETS[name]
+    else:
+        base = None
+    if "names" in given:
+        names = _str_tuple(given["names"], source, "names")
+        if base is None or base.names != names:
+            base = builtin_for_names(names) or KeypointSet(name=name, names=names,
+                                                           flip_pairs=derive_flip_pairs(names), source=source)
+    if base is None:
+        why = ("the data declares no set here" if name == "auto" else
+               f"{name!r} is not a built-in set ({', '.join(BUILTIN_SETS)})")
+        raise KeypointSetError(f"{source}: data.keypoints.name={name!r} but {why}: give data.keypoints.names "
+                               "(and optionally skeleton, flip_pairs, sigmas, upper_body, joint_weights, sides)")
+    label = base.name if name == "auto" else name
+    tree = {**base.to_dict(), **given, "name": label}
+    kset = from_dict(tree, source=source)
+    if declared is not None and kset.names != declared.names:
+        raise KeypointSetError(f"{source}: data.keypoints names {list(kset.names)} but {declared_from} "
+                               f"declares {list(declared.names)} ({declared.source or declared.name})")
+    if warn_default_sigmas and "sigmas" not in given and builtin_for_names(kset.names) is None \
+            and all(s == DEFAULT_SIGMA for s in kset.sigmas):
+        logger.warning("%s: keypoints %s are not a built-in set; their OKS sigmas default to %.3f each (AP "
+                       "is then only comparable within this dataset). Give the real ones with "
+                       "data.keypoints.sigmas=[...] (one per joint).", source, list(kset.names), DEFAULT_SIGMA)
+    return kset
 
 
 # Left/right name forms recognised by derive_flip_pairs, each as (pattern, side, form): left_x /
@@ -310,9 +384,10 @@ COCO17 = KeypointSet(
     skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
               (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
-    # pycocotools' keypoint sigmas.
-    sigmas=(.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062,
-            .107, .107, .087, .087, .089, .089),
+    # pycocotools' (and the official NMS's) keypoint sigmas, computed as they compute them: the same
+    # float64 bits, so OKS and AP are bit-identical to theirs.
+    sigmas=tuple((np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
+                            1.07, 1.07, .87, .87, .89, .89]) / 10.0).tolist()),
     upper_body=tuple(range(11)),
     # The official USE_DIFFERENT_JOINTS_WEIGHT values.
     joint_weights=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5),
@@ -339,34 +414,9 @@ CROWDPOSE14 = KeypointSet(
     skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (13, 7), (13, 6),
               (7, 9), (9, 11), (6, 8), (8, 10)),
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
-    sigmas=(.079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089, .079, .079),
+    # crowdposetools' sigmas, computed as it computes them.
+    sigmas=tuple((np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]) / 10.0).tolist()),
     upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
 )
 
 BUILTIN_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16, CROWDPOSE14)}
-
-# COCO-17 as module constants, for code not yet given a set.
-KEYPOINT_NAMES = COCO17.names
-NUM_KEYPOINTS = COCO17.num_joints
-FLIP_PAIRS = COCO17.flip_pairs
-FLIP_INDEX = COCO17.flip_index
-UPPER_BODY_IDS = COCO17.upper_body
-LOWER_BODY_IDS = COCO17.lower_body
-SKELETON = COCO17.skeleton
-OKS_SIGMAS = COCO17.oks_sigmas
-JOINT_WEIGHTS = COCO17.joint_weights
-
-
-def joint_side(k: int) -> str:
-    """'left', 'right' or 'centre' for COCO joint index k (for colours)."""
-    return COCO17.joint_side(k)
-
-
-def limb_side(a: int, b: int) -> str:
-    """'left', 'right' or 'centre' for the limb between COCO joints a and b."""
-    return COCO17.limb_side(a, b)
-
-
-def coco_person_category() -> dict:
-    """The COCO 'person' category entry with keypoint names and 1-based skeleton."""
-    return COCO17.coco_category(category_id=1, supercategory="person") | {"name": "person"}

@@ -1,4 +1,4 @@
-"""Run a trained network on people's own images: image + person boxes -> 17 keypoints per person.
+"""Run a trained network on people's own images: image + boxes -> the keypoint set's joints per box.
 
 Every step is the one ``tools/test.py`` runs (``pose.data.topdown``): box -> centre/scale with
 the config's padding and pixel_std, the codec's crop matrix (rotation 0), crop + normalisation,
@@ -23,12 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pose.config import Config
+from pose.config import Config, configured_keypoint_set
 from pose.data.codecs import HeatmapCodec, build_codec_from_config
 from pose.data.detections import read_detections
 from pose.data.json_io import load_json
 from pose.data.topdown import CropInput, decode_to_image, network_heatmaps, rescore
+from pose.engine.keypoint_source import resolve_run_keypoints
 from pose.engine.runtime import amp_autocast, resolve_amp, resolve_device
+from pose.keypoints import KeypointSet
 from pose.models import build_model, load_weights
 from pose.onnx_model import OnnxModel
 
@@ -141,6 +143,8 @@ class Predictor:
         self.refine = refine
         self.kpt_score_thresh = float(kpt_score_thresh)
         self.max_batch = int(max_batch)
+        # The joints the network predicts (names, skeleton, sides for drawing); set by from_config.
+        self.keypoints: KeypointSet | None = None
 
     def _network(self, model) -> nn.Module | OnnxModel:
         if self.backend == "onnxruntime":
@@ -170,7 +174,10 @@ class Predictor:
         ``backend='onnxruntime'``: ``weights`` is the ``.onnx`` file of ``tools/export_onnx.py``.
         ``weights=None`` keeps the freshly initialised network (for tests and smoke runs).
         ``device='auto'`` picks CUDA when available. ``flip_test=None`` uses ``cfg.test.flip_test``.
+        The joints (``predictor.keypoints``): the config's set, else the one saved in the checkpoint
+        (or the ONNX file's metadata), else COCO-17.
         """
+        cfg = resolve_run_keypoints(cfg, weights)
         if backend == "onnxruntime":
             if weights is None:
                 raise ValueError("backend 'onnxruntime' needs the .onnx file (tools/export_onnx.py) as weights")
@@ -178,12 +185,14 @@ class Predictor:
         else:
             model = _load_network(cfg, weights)
         options = {"amp": cfg.test.amp, "channels_last": cfg.test.channels_last, **kwargs}
-        return cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
-                   color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
-                   padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
-                   flip_test=cfg.test.flip_test if flip_test is None else flip_test,
-                   shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine,
-                   kpt_score_thresh=cfg.test.kpt_score_thresh, backend=backend, **options)
+        predictor = cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
+                        color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
+                        padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
+                        flip_test=cfg.test.flip_test if flip_test is None else flip_test,
+                        shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine,
+                        kpt_score_thresh=cfg.test.kpt_score_thresh, backend=backend, **options)
+        predictor.keypoints = configured_keypoint_set(cfg)
+        return predictor
 
     def preprocess(self, image_bgr: np.ndarray,
                    boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:

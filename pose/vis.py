@@ -4,8 +4,9 @@ All images are OpenCV-style ``np.uint8`` arrays of shape (H, W, 3) in BGR order;
 coordinates are image pixels (x right, y down) unless stated otherwise. The drawing
 functions never modify their input: they return a new image.
 
-Limbs and joints are coloured by body side (``pose.keypoints.limb_side`` /
-``joint_side``): left, right and centre each have their own colour (:data:`SIDE_COLORS`),
+Limbs follow the keypoint set's skeleton and are coloured, with the joints, by side
+(``KeypointSet.limb_side`` / ``joint_side``): left, right and centre each have their own colour
+(:data:`SIDE_COLORS`); without a set only the joints are drawn, in the centre colour,
 so a left/right swap is visible at a glance. Ground truth is drawn with
 :data:`GT_COLORS` (a single colour), beside or over the predictions.
 
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from pose.atomic_io import atomic_write_bytes, default_file_mode  # noqa: F401 (re-exported)
-from pose.keypoints import SKELETON, joint_side, limb_side
+from pose.keypoints import KeypointSet
 
 # BGR colours per body side: left orange, right blue, centre magenta.
 SIDE_COLORS: dict[str, tuple[int, int, int]] = {
@@ -59,6 +60,7 @@ def draw_skeleton(
     colors: Mapping[str, tuple[int, int, int]] | None = None,
     thickness: int | None = None,
     radius: int | None = None,
+    kset: KeypointSet | None = None,
 ) -> np.ndarray:
     """Draw one person's skeleton on a copy of ``image``.
 
@@ -67,14 +69,15 @@ def draw_skeleton(
         keypoints: (K, 3) image px ``x, y, score`` (for ground truth, the score may be the
             visibility flag: 0 unlabelled, 1 or 2 labelled). A joint is drawn when its score is
             strictly above ``score_thresh`` and its coordinates are finite; a limb when both
-            ends are drawn. Limbs follow ``pose.keypoints.SKELETON`` (17 COCO joints); with
-            another K only the joints are drawn.
+            ends are drawn.
         score_thresh: keypoint score threshold (use a negative value to draw every joint).
         box: optional person box ``x, y, w, h`` (image px), drawn as a rectangle.
         score: optional person score, written above the box (or the top-most joint).
         show_indices: write each drawn joint's index next to it.
         colors: BGR colour per side ('left', 'right', 'centre'); default :data:`SIDE_COLORS`.
         thickness, radius: limb thickness and joint radius in px (default: scaled to the image).
+        kset: the keypoint set (its skeleton and sides); its joint count must be K. None: only
+            the joints are drawn, all in the centre colour.
 
     Returns:
         A new (H, W, 3) uint8 image.
@@ -83,6 +86,8 @@ def draw_skeleton(
     kpts = np.asarray(keypoints, dtype=np.float64)
     if kpts.ndim != 2 or kpts.shape[1] != 3:
         raise ValueError(f"keypoints must have shape (K, 3) (x, y, score), got {kpts.shape}")
+    if kset is not None and kset.num_joints != len(kpts):
+        raise ValueError(f"keypoints has {len(kpts)} joints but the keypoint set {kset.name!r} has {kset.num_joints}")
     colors = dict(SIDE_COLORS if colors is None else colors)
     missing = {"left", "right", "centre"} - set(colors)
     if missing:
@@ -103,13 +108,12 @@ def draw_skeleton(
         if all(np.isfinite([x, y, w, h])):
             cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))),
                           BOX_COLOR, t, cv2.LINE_AA)
-    if len(kpts) == 17:
-        for a, b in SKELETON:
-            if shown[a] and shown[b]:
-                cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]),
-                         colors[limb_side(a, b)], t, cv2.LINE_AA)
+    for a, b in kset.skeleton if kset is not None else ():
+        if shown[a] and shown[b]:
+            cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]),
+                     colors[kset.limb_side(a, b)], t, cv2.LINE_AA)
     for k in np.flatnonzero(shown):
-        side = joint_side(k) if len(kpts) == 17 else "centre"
+        side = kset.joint_side(k) if kset is not None else "centre"
         center = (int(pts[k, 0]), int(pts[k, 1]))
         cv2.circle(out, center, r, colors[side], -1, cv2.LINE_AA)
         if show_indices:
@@ -136,16 +140,17 @@ def draw_people(
     show_scores: bool = True,
     show_indices: bool = False,
     colors: Mapping[str, tuple[int, int, int]] | None = None,
+    kset: KeypointSet | None = None,
 ) -> np.ndarray:
     """Draw several people: each a mapping with ``keypoints`` (K, 3) and optional ``box``
-    (x, y, w, h) and ``score``. Returns a new image."""
+    (x, y, w, h) and ``score``; ``kset`` as in :func:`draw_skeleton`. Returns a new image."""
     out = image
     for person in people:
         out = draw_skeleton(out, np.asarray(person["keypoints"], dtype=np.float64).reshape(-1, 3),
                             score_thresh=score_thresh,
                             box=person.get("box") if show_boxes else None,
                             score=person.get("score") if show_scores else None,
-                            show_indices=show_indices, colors=colors)
+                            show_indices=show_indices, colors=colors, kset=kset)
     if out is image:
         out = image.copy()
     return out
@@ -161,6 +166,7 @@ def draw_with_ground_truth(
     show_boxes: bool = True,
     show_scores: bool = True,
     show_indices: bool = False,
+    kset: KeypointSet | None = None,
 ) -> np.ndarray:
     """Predictions (side colours) and ground truth (:data:`GT_COLORS`) on one image.
 
@@ -173,15 +179,15 @@ def draw_with_ground_truth(
         raise ValueError(f"unknown mode {mode!r}; valid: beside, over")
     if gt_people is None:
         return draw_people(image, people, score_thresh=score_thresh, show_boxes=show_boxes,
-                           show_scores=show_scores, show_indices=show_indices)
+                           show_scores=show_scores, show_indices=show_indices, kset=kset)
     gt_kwargs = dict(score_thresh=0.0, show_boxes=show_boxes, show_scores=False, show_indices=show_indices,
-                     colors=GT_COLORS)
+                     colors=GT_COLORS, kset=kset)
     if mode == "over":
         base = draw_people(image, gt_people, **gt_kwargs)
         return draw_people(base, people, score_thresh=score_thresh, show_boxes=show_boxes,
-                           show_scores=show_scores, show_indices=show_indices)
+                           show_scores=show_scores, show_indices=show_indices, kset=kset)
     pred = draw_people(image, people, score_thresh=score_thresh, show_boxes=show_boxes,
-                       show_scores=show_scores, show_indices=show_indices)
+                       show_scores=show_scores, show_indices=show_indices, kset=kset)
     return side_by_side([pred, draw_people(image, gt_people, **gt_kwargs)],
                         labels=["prediction", "ground truth"])
 
@@ -348,7 +354,7 @@ def plot_keypoint_accuracy(acc, path: str | os.PathLike, *, title: str = "") -> 
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     values = np.nan_to_num(acc.accuracy, nan=0.0)
-    sides = [joint_side(i) if len(acc.names) == 17 else "centre" for i in range(len(acc.names))]
+    sides = list(acc.sides) or ["centre"] * len(acc.names)
     colors = [tuple(c / 255 for c in SIDE_COLORS[s][::-1]) for s in sides]
     bars = ax.bar(range(len(values)), values, color=colors)
     for bar, a in zip(bars, acc.accuracy):

@@ -29,6 +29,7 @@ from pose.data.image_io import CorruptImageError, read_image
 from pose.data.synthetic import generate_synthetic_coco
 from pose.models import WeightsError, build_model, create_model, load_weights
 from pose.predictor import Predictor
+from pose.keypoints import COCO17, CROWDPOSE14
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.timeout(60)  # a hang fails fast
@@ -57,7 +58,7 @@ def annotation(ann_id: int = 10, **changes) -> dict:
 def coco_file(anns: list[dict] | None = None, **image_changes) -> dict:
     image = {"id": 1, "file_name": "000000000001.jpg", "width": 160, "height": 120, **image_changes}
     return {"images": [{k: v for k, v in image.items() if v is not None}],
-            "annotations": [annotation()] if anns is None else anns, "categories": [{"id": 1, "name": "person"}]}
+            "annotations": [annotation()] if anns is None else anns, "categories": [COCO17.coco_category(name="person")]}
 
 
 def write(path: Path, content) -> Path:
@@ -116,6 +117,23 @@ CONFIG_FAULTS = {
     "base a list": ("base: [a.yaml]\n", ["'base' must be a path string"]),
     "base loop": ("base: bad.yaml\n", ["loops back to itself"]),
     "binary file": (b"\xff\xfe\x00binary\x80", ["not a UTF-8 text file"]),
+    # data.keypoints: every field is checked against the set when the config names one.
+    "flip pair outside": ("data:\n  keypoints:\n    name: coco\n    flip_pairs: [[1, 17]]\n",
+                          ["data.keypoints", "flip_pairs[0] = (1, 17) names a joint outside 0..16"]),
+    "joint in two flip pairs": ("data:\n  keypoints:\n    name: coco\n    flip_pairs: [[1, 2], [2, 3]]\n",
+                                ["flip_pairs[1] uses joint 2 ('right_eye') twice"]),
+    "sigmas of another length": ("data:\n  keypoints:\n    name: coco\n    sigmas: [0.1, 0.2]\n",
+                                 ["data.keypoints", "'sigmas' has 2 values for 17 joints"]),
+    "sigma not positive": ("data:\n  keypoints:\n    name: pet\n    names: [a, b]\n    sigmas: [0.1, -1]\n",
+                           ["'sigmas' must be positive finite numbers, got -1.0"]),
+    "skeleton out of range": ("data:\n  keypoints:\n    name: pet\n    names: [a, b]\n    skeleton: [[0, 2]]\n",
+                              ["skeleton[0] = (0, 2) is not a pair of two joints in 0..1"]),
+    "unknown set without names": ("data:\n  keypoints:\n    name: horse\n",
+                                  ["'horse' is not a built-in set", "give data.keypoints.names"]),
+    "num_joints against the set": ("model:\n  num_joints: 16\ndata:\n  keypoints:\n    name: coco\n",
+                                   ["model.num_joints=16 but the keypoint set 'coco'", "has 17 joints"]),
+    "two kinds of joint weights": ("train:\n  joint_weights: [1, 2]\n  set_joint_weights: true\n",
+                                   ["train.joint_weights and train.set_joint_weights=true"]),
 }
 
 
@@ -160,11 +178,21 @@ def _kp_nan():
     (_kp_nan(), r"annotation 10 .*'keypoints' must be finite numbers"),
     (coco_file([annotation(bbox=[NAN, 1, 10, 10])]), r"annotation 10 .*'bbox' must be 4 numbers .*nan"),
     (coco_file([annotation(bbox=[1, 10, 10])]), r"annotation 10 .*'bbox' must be 4 numbers"),
-    (coco_file([annotation(area=None)]), r"annotation 10 .*'area' must be a number, got None"),
+    (coco_file([annotation(area="big")]), r"annotation 10 .*'area' must be a number, got 'big'"),
+    ({**coco_file(), "categories": [COCO17.coco_category(), {**CROWDPOSE14.coco_category(category_id=2)}]},
+     r"categories 1 and 2 have different 'keypoints' lists \(17 vs 14 names\)"),
+    ({**coco_file(), "categories": [CROWDPOSE14.coco_category()]},
+     r"annotation 10 \(image 1\): 'keypoints' must be 42 numbers \(14 keypoints .*got 51 values"),
+    ({**coco_file(), "categories": [{"id": 1, "keypoints": ["a", "b", "a"]}]}, r"joint name 'a' appears twice"),
+    ({**coco_file(), "categories": [{"id": 1, "keypoints": ["a", "b"], "skeleton": [[1, 3]]}]},
+     r"category 1: skeleton\[0\] = \[1, 3\] is out of range: COCO skeletons are 1-based"),
+    ({**coco_file(), "categories": [{"id": 1, "keypoints": "nose"}]}, r"'keypoints' must be a non-empty list"),
+    ({**coco_file(), "categories": {"id": 1}}, r"'categories' must be a list"),
 ], ids=["empty file", "truncated", "not UTF-8", "list at top level", "images null", "annotations a dict",
         "image id a string", "image without width", "annotation without image_id", "no keypoints",
         "50 keypoint values", "nested keypoints", "keypoints as strings", "NaN keypoint", "NaN box",
-        "box of 3 numbers", "no area"])
+        "box of 3 numbers", "area a word", "categories with different joints", "keypoints of another set",
+        "joint named twice", "category skeleton out of range", "keypoints not a list", "categories a dict"])
 def test_annotation_file_faults(coco_root, content, message):
     path = write(coco_root / "annotations" / "person_keypoints_val2017.json", content)
     with pytest.raises(DatasetError, match=message) as info:
@@ -374,7 +402,7 @@ def _nan_maps():
         "to_image 2-D coords", "to_image (x, y, s)", "flip_back rank 3", "flip_back 16 joints"])
 def test_codec_shape_and_value_faults(name, call, message):
     with pytest.raises(ValueError, match=message):
-        call(build_codec(name, input_size=IN, heatmap_size=HM, sigma=1.0))
+        call(build_codec(name, input_size=IN, heatmap_size=HM, sigma=1.0, flip_index=COCO17.flip_index))
 
 
 # --- weight loading ---------------------------------------------------------------------------------
@@ -467,7 +495,7 @@ class NanNet(torch.nn.Module):
 
 
 def test_predictor_with_a_diverged_network():
-    codec = build_codec("gaussian", input_size=IN, heatmap_size=HM, sigma=1.0)
+    codec = build_codec("gaussian", input_size=IN, heatmap_size=HM, sigma=1.0, flip_index=COCO17.flip_index)
     with pytest.raises(ValueError, match=r"heatmaps have 3264 NaN or infinite .*the network output is not finite"):
         Predictor(NanNet(), codec, input_size=IN, flip_test=False).predict(IMAGE)
 
@@ -611,7 +639,7 @@ def drawn_set(tmp_path) -> tuple[Path, Path, list[dict]]:
         write(images / f"{image_id:012d}.jpg", JPEG)
         entries.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": 160, "height": 120})
         anns.append(annotation(i + 1, image_id=image_id))
-    gt = write(tmp_path / "gt.json", {"images": entries, "annotations": anns, "categories": [{"id": 1}]})
+    gt = write(tmp_path / "gt.json", {"images": entries, "annotations": anns, "categories": [COCO17.coco_category(name="person")]})
     results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 0.9,
                 "bbox": a["bbox"]} for a in anns]
     return images, gt, results
@@ -641,7 +669,7 @@ def test_visualize_results_faults(drawn_set, tmp_path, capsys, content, message,
         rc = run_visualize("accuracy", "--results", res, "--gt", gt, "--out", out)
     else:
         rc = run_visualize("results", "--results", res, "--images", images, "--out", out,
-                           *(["--gt", gt] if "--gt" in mode else []))
+                           *(["--gt", gt] if "--gt" in mode else ["--keypoints", "coco"]))
     err = capsys.readouterr().err
     assert rc == 2 and message in err, err
     assert not out.exists() or not any(out.iterdir())

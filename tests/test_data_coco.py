@@ -16,6 +16,7 @@ from pose.data import CocoKeypoints, DatasetError, build_dataset
 from pose.data.codecs import build_codec
 from pose.data.image_io import CorruptImageError, read_image, reduction_for_zoom
 from pose.data.transforms import box_to_center_scale
+from pose.keypoints import COCO17, CROWDPOSE14
 
 IN, HM = (48, 64), (12, 16)
 NO_AUG = AugmentConfig(flip=False, scale_factor=0.0, rot_factor=0.0, rot_prob=0.0, half_body_prob=0.0)
@@ -64,7 +65,7 @@ def coco_root(tmp_path):
             person(17, 99, (100, 10, 40, 90)),  # no such image
         ]
         write_json(root / "annotations" / f"person_keypoints_{split}.json",
-                   {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]})
+                   {"images": images, "annotations": anns, "categories": [COCO17.coco_category(name="person")]})
     write_json(root / "person_detection_results" / "dets.json", [
         {"image_id": 1, "category_id": 1, "bbox": [40, 20, 50, 80], "score": 0.9},
         {"image_id": 2, "category_id": 1, "bbox": [10, 10, 50, 60], "score": 0.1},
@@ -82,7 +83,7 @@ def make(root, codec_name="gaussian", **kwargs):
     return CocoKeypoints(root=root, codec=codec, **kwargs)
 
 
-KEYS = {"image", "target", "target_weight", "center", "scale", "rotation", "score", "area", "image_id",
+KEYS = {"image", "target", "target_weight", "center", "scale", "rotation", "score", "area", "image_id", "category_id",
         "index", "joints"}
 
 
@@ -92,7 +93,7 @@ def test_filtering_counts_and_records(coco_root, caplog):
     assert len(ds) == 3 and ds.coco is not None
     assert ds.annotation_file == coco_root / "annotations" / "person_keypoints_val2017.json"
     log = caplog.text
-    assert "3 of 8 annotations" in log and "1 crowd" in log and "1 not person" in log
+    assert "3 of 8 annotations" in log and "1 crowd" in log and "1 not a keypoint category" in log
     assert "1 image not in 'images'" in log
     assert "1 empty box or area" in log and "1 no labelled keypoints" in log
     rec = ds.records[1]  # ann 14: x1 = 0, x2 = min(159, 0 + 59) = 59; y2 = min(119, 60 + 79) = 119
@@ -169,7 +170,7 @@ def test_detection_boxes(coco_root, caplog):
         ds = make(coco_root, use_gt_bbox=False, det_file=coco_root / "person_detection_results/dets.json",
                   det_score_thresh=0.2)
     assert len(ds) == 1
-    for why in ("1 not person", "1 score < 0.2", "1 empty box", "1 image not in the annotation file"):
+    for why in ("1 other category", "1 score < 0.2", "1 empty box", "1 image not in the annotation file"):
         assert why in caplog.text
     item = ds[0]
     assert item["score"] == pytest.approx(0.9) and (item["joints"] == 0).all()
@@ -182,7 +183,10 @@ def test_test_dev_without_annotation_file(coco_root):
     cv2.imwrite(str(test_dir / "000000000001.jpg"), textured(160, 120, 1))
     det = coco_root / "test_dets.json"
     write_json(det, [{"image_id": 1, "category_id": 1, "bbox": [40, 20, 50, 80], "score": 0.8}])
-    ds = make(coco_root, image_set="test-dev2017", use_gt_bbox=False, det_file=det)
+    with pytest.raises(DatasetError, match="data.keypoints.name='auto' but the data declares no set"):
+        make(coco_root, image_set="test-dev2017", use_gt_bbox=False, det_file=det)
+    ds = make(coco_root, image_set="test-dev2017", use_gt_bbox=False, det_file=det, keypoints=COCO17)
+    assert ds.keypoints == COCO17 and ds.codec.flip_index == COCO17.flip_index
     assert ds.annotation_file is None and ds.coco is None and len(ds) == 1
     assert ds[0]["image"].shape == (3, 64, 48)
     with pytest.raises(FileNotFoundError, match="image_info_test-dev2017.json"):
@@ -190,9 +194,10 @@ def test_test_dev_without_annotation_file(coco_root):
     # With an image-info file (no annotations), GT boxes are refused with a clear message.
     write_json(coco_root / "annotations" / "image_info_test-dev2017.json",
                {"images": [{"id": 1, "file_name": "000000000001.jpg", "width": 160, "height": 120}]})
-    assert make(coco_root, image_set="test-dev2017", use_gt_bbox=False, det_file=det).coco is not None
+    assert make(coco_root, image_set="test-dev2017", use_gt_bbox=False, det_file=det,
+                keypoints=COCO17).coco is not None
     with pytest.raises(DatasetError, match="no keypoint annotations"):
-        make(coco_root, image_set="test-dev2017", use_gt_bbox=True)
+        make(coco_root, image_set="test-dev2017", use_gt_bbox=True, keypoints=COCO17)
 
 
 def test_reduced_decode_changes_only_interpolation_noise(tmp_path):
@@ -204,7 +209,8 @@ def test_reduced_decode_changes_only_interpolation_noise(tmp_path):
     cv2.imwrite(str(root / "images/val2017/a.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     write_json(root / "annotations/person_keypoints_val2017.json", {
         "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
-        "annotations": [person(1, 1, (100, 40, 300, 400)), person(2, 1, (300, 200, 30, 40))]})
+        "annotations": [person(1, 1, (100, 40, 300, 400)), person(2, 1, (300, 200, 30, 40))],
+        "categories": [COCO17.coco_category(name="person")]})
     assert reduction_for_zoom(48 / 375) == 4  # 300 x 400 box, padded: 375 px wide into 48
     for codec_name in ("gaussian", "udp"):
         full, reduced = (make(root, codec_name, reduced_decode=flag) for flag in (False, True))
@@ -292,8 +298,14 @@ def test_wrong_number_of_keypoints(coco_root):
     path.write_text(json.dumps(data))
     with pytest.raises(DatasetError, match=r"annotation 10 .*51 numbers .*got 42 values"):
         make(coco_root)
-    with pytest.raises(DatasetError, match=r"42 numbers .*got 51"):
-        make(coco_root, num_joints=14, image_set="train2017")
+    with pytest.raises(DatasetError, match=r"data.keypoints names \['left_shoulder'.* but .*val2017.json "
+                                           r"declares \['nose'"):
+        make(coco_root, keypoints=CROWDPOSE14)
+    data["annotations"][0]["keypoints"] = [0] * 51
+    data["categories"] = [CROWDPOSE14.coco_category(name="person")]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"annotation 10 .*42 numbers \(14 keypoints .*got 51 values"):
+        make(coco_root)
 
 
 @pytest.mark.parametrize("content, message", [

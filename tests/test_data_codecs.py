@@ -10,11 +10,13 @@ import torch
 from pose.config import Config, apply_overrides
 from pose.data import transforms as T
 from pose.data.codecs import build_codec, build_codec_from_config, dark_blur_kernel
+from pose.keypoints import COCO17
 
 IN, HM = (192, 256), (48, 64)
 
 
 def codec(name, **kw):
+    kw.setdefault("flip_index", COCO17.flip_index)
     return build_codec(name, input_size=IN, heatmap_size=HM, sigma=2.0, **kw)
 
 
@@ -206,7 +208,7 @@ def test_flip_test_consistency(name):
     rng = np.random.default_rng(7)
     c = codec(name)
     joints = interior_joints(rng, 17)
-    mirrored, _ = T.flip_joints(joints, np.ones(17), image_width=IN[0])
+    mirrored, _ = T.flip_joints(joints, np.ones(17), image_width=IN[0], flip_pairs=COCO17.flip_pairs)
     hm = torch.from_numpy(c.encode(joints, np.ones(17))[0])[None]
     hm_mirror = torch.from_numpy(c.encode(mirrored, np.ones(17))[0])[None]
     back = c.flip_back(hm_mirror, shift=True)

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from pose.data import transforms as T
-from pose.keypoints import FLIP_PAIRS
+from pose.keypoints import COCO17
+
+FLIP_PAIRS = COCO17.flip_pairs
+UPPER = COCO17.upper_body
 
 
 def test_box_to_center_scale_hand_computed():
@@ -79,14 +82,14 @@ def test_flip_joints_and_center():
     joints = np.arange(17 * 2, dtype=np.float32).reshape(17, 2) + 10
     vis = np.ones(17, np.float32)
     vis[3] = 0  # left ear unlabelled: after the flip it sits at the right ear's index
-    flipped, fvis = T.flip_joints(joints, vis, image_width=640)
+    flipped, fvis = T.flip_joints(joints, vis, image_width=640, flip_pairs=FLIP_PAIRS)
     for a, b in FLIP_PAIRS:
         if vis[a] > 0:
             assert flipped[b, 0] == 640 - joints[a, 0] - 1 and flipped[b, 1] == joints[a, 1]
         assert fvis[b] == vis[a] and fvis[a] == vis[b]
     assert flipped[0, 0] == 640 - joints[0, 0] - 1
     assert fvis[4] == 0 and (flipped[4] == 0).all()  # zeroed like the official code
-    twice, tvis = T.flip_joints(flipped, fvis, image_width=640)
+    twice, tvis = T.flip_joints(flipped, fvis, image_width=640, flip_pairs=FLIP_PAIRS)
     np.testing.assert_allclose(twice[vis > 0], joints[vis > 0])
     np.testing.assert_array_equal(tvis, vis)
     np.testing.assert_allclose(T.flip_center(np.array([100.0, 50.0]), 640), [539, 50])
@@ -103,7 +106,7 @@ def _half_body_joints():
 def test_half_body_upper_when_randn_below_half(monkeypatch):
     joints, vis = _half_body_joints(), np.ones(17)
     monkeypatch.setattr(np.random, "randn", lambda *a: 0.49)
-    center, scale = T.half_body_center_scale(joints, vis, aspect_ratio=0.75)
+    center, scale = T.half_body_center_scale(joints, vis, aspect_ratio=0.75, pixel_std=200, upper_body_ids=UPPER)
     upper = joints[:11]
     np.testing.assert_allclose(center, upper.mean(0), rtol=1e-6)
     w = 40.0  # extent 40 x 40: w > 0.75 h, so h = w / 0.75
@@ -113,7 +116,7 @@ def test_half_body_upper_when_randn_below_half(monkeypatch):
 def test_half_body_lower_when_randn_not_below_half(monkeypatch):
     joints, vis = _half_body_joints(), np.ones(17)
     monkeypatch.setattr(np.random, "randn", lambda *a: 0.5)
-    center, scale = T.half_body_center_scale(joints, vis, aspect_ratio=0.75)
+    center, scale = T.half_body_center_scale(joints, vis, aspect_ratio=0.75, pixel_std=200, upper_body_ids=UPPER)
     np.testing.assert_allclose(center, joints[11:].mean(0), rtol=1e-6)
     np.testing.assert_allclose(scale, [100 * 0.75 / 200 * 1.5, 100 / 200 * 1.5], rtol=1e-5)
 
@@ -124,16 +127,16 @@ def test_half_body_fallbacks(monkeypatch):
     # Only 2 upper joints: randn < 0.5 but the lower body (3 joints) is used.
     vis = np.zeros(17)
     vis[[0, 1, 11, 12, 13]] = 1
-    center, _ = T.half_body_center_scale(joints, vis, 0.75)
+    center, _ = T.half_body_center_scale(joints, vis, 0.75, 200, UPPER)
     np.testing.assert_allclose(center, joints[[11, 12, 13]].mean(0), rtol=1e-6)
     # 2 upper, 2 lower: the upper (2 joints) is used; 1 upper, 1 lower: None.
     vis = np.zeros(17)
     vis[[0, 1, 11, 12]] = 1
-    center, _ = T.half_body_center_scale(joints, vis, 0.75)
+    center, _ = T.half_body_center_scale(joints, vis, 0.75, 200, UPPER)
     np.testing.assert_allclose(center, joints[[0, 1]].mean(0), rtol=1e-6)
     vis = np.zeros(17)
     vis[[0, 11]] = 1
-    assert T.half_body_center_scale(joints, vis, 0.75) is None
+    assert T.half_body_center_scale(joints, vis, 0.75, 200, UPPER) is None
 
 
 def test_random_scale_and_rotation_bounds():

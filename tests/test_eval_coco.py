@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pose.engine.coco_eval import STAT_NAMES, EvalError, coco_keypoint_eval, format_stats_table
-from pose.keypoints import coco_person_category
+from pose.keypoints import COCO17
 
 
 def make_gt():
@@ -23,7 +23,7 @@ def make_gt():
         kps[4] = 0
         anns.append({"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0, "bbox": [x, y, w, h],
                      "area": float(w * h * 0.6), "num_keypoints": 16, "keypoints": kps.ravel().tolist()})
-    return {"images": images, "annotations": anns, "categories": [coco_person_category()]}
+    return {"images": images, "annotations": anns, "categories": [COCO17.coco_category(name="person")]}
 
 
 def perfect_results(gt):
@@ -118,7 +118,7 @@ def rich_case(seed):
             fp = np.stack([rng.uniform(0, 640, 17), rng.uniform(0, 480, 17), rng.uniform(0, 1, 17)], 1)
             results.append({"image_id": image_id, "category_id": 1, "keypoints": fp.ravel().tolist(),
                             "score": float(rng.uniform())})
-    return {"images": images, "annotations": anns, "categories": [coco_person_category()]}, results
+    return {"images": images, "annotations": anns, "categories": [COCO17.coco_category(name="person")]}, results
 
 
 @pytest.mark.parametrize("seed", range(4))

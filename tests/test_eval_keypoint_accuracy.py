@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
-from pose.keypoints import KEYPOINT_NAMES, OKS_SIGMAS
+from pose.keypoints import COCO17
 from pose.vis import plot_keypoint_accuracy
+
+KEYPOINT_NAMES, OKS_SIGMAS = COCO17.names, COCO17.oks_sigmas
 
 
 def _gt(num_people: int = 3, seed: int = 0) -> dict:
@@ -23,7 +25,7 @@ def _gt(num_people: int = 3, seed: int = 0) -> dict:
                      "keypoints": kp.ravel().tolist()})
     return {"images": [{"id": 1, "file_name": "a.jpg", "width": 320, "height": 240},
                        {"id": 2, "file_name": "b.jpg", "width": 320, "height": 240}],
-            "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+            "annotations": anns, "categories": [COCO17.coco_category(name="person")]}
 
 
 def _perfect(gt: dict) -> list[dict]:

@@ -18,14 +18,18 @@ from pose.config import Config, apply_overrides
 from pose.data import build_codec, build_dataset
 from pose.engine.evaluator import Predictions, evaluate, postprocess, rescore, results_paths, run_inference
 from pose.engine.nms import nms_per_image, oks_iou, oks_nms
+from pose.keypoints import COCO17
 
 IN_W, IN_H, HM_W, HM_H = 64, 64, 16, 16
 # The official COCO flip pairs, written out here so that a wrong table fails too.
 OFFICIAL_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+_SWAP = {a: b for a, b in OFFICIAL_PAIRS} | {b: a for a, b in OFFICIAL_PAIRS}
+OFFICIAL_FLIP_INDEX = tuple(_SWAP.get(k, k) for k in range(17))
 # Heatmap px offset of each joint's peak from the dot: +2 for left joints, -2 for right ones, 0
 # for the nose. A mirrored input then gives left-joint peaks on the right side, so the pair swap
 # (and only the pair swap) brings them back.
 OFFSETS = np.array([0] + [2, -2] * 8)
+SIGMAS = COCO17.oks_sigmas
 
 
 class DotModel(nn.Module):
@@ -95,7 +99,8 @@ DOTS = [(8, 40), (44, 12), (28, 52), (52, 48)]  # lower half too: a vertical fli
 
 @pytest.mark.parametrize("flip, shift", [(False, False), (True, False), (True, True)])
 def test_flip_test_decodes_the_dot_position(flip, shift):
-    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=OFFICIAL_FLIP_INDEX)
     images = dot_images(DOTS)
     model = DotModel()
     got = run_inference(model, one_batch(images), codec, flip_test=flip, shift_heatmap=shift, refine="default",
@@ -118,7 +123,8 @@ def test_flip_test_decodes_the_dot_position(flip, shift):
 
 def test_flip_test_changes_only_what_the_shift_changes():
     # Flip without the shift on an exactly mirror-equivariant model: identical to no flip test.
-    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=OFFICIAL_FLIP_INDEX)
     batch = one_batch(dot_images(DOTS))
     kwargs = dict(refine="default", device="cpu")
     plain = run_inference(DotModel(), batch, codec, flip_test=False, shift_heatmap=False, **kwargs)
@@ -149,7 +155,7 @@ def test_nms_keeps_the_best_rescored_instance_not_the_best_box():
     joints = np.stack([np.full(17, 0.3), np.full(17, 0.6), np.full(17, 0.95)])
     joints[1, :5] = 0.1  # below the threshold: left out of the mean, not averaged in as 0.1
     preds = _same_pose_preds([0.9, 0.7, 0.5], joints, [7, 7, 7])
-    keep, scores = postprocess(preds)
+    keep, scores = postprocess(preds, sigmas=SIGMAS)
     assert keep.tolist() == [2]
     np.testing.assert_allclose(scores, [0.9 * 0.3, 0.7 * 0.6, 0.5 * 0.95], rtol=1e-6)
 
@@ -197,7 +203,8 @@ def test_end_to_end_flip_test_coordinates(data_root, tmp_path):
 
 def test_decode_zeroes_coordinates_at_a_zero_maximum():
     # Official get_final_preds: coords *= (maxvals > 0). A maximum of exactly 0 is zeroed.
-    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=OFFICIAL_FLIP_INDEX)
     heatmaps = np.full((1, 3, HM_H, HM_W), -1.0, np.float32)
     heatmaps[0, 0, 5, 7] = 0.0
     heatmaps[0, 1, 5, 7] = 1e-6
@@ -212,7 +219,8 @@ def test_decode_zeroes_coordinates_at_a_zero_maximum():
                                           ((HM_W - 1, 5), False), ((5, HM_H - 1), False), ((1, 5), False)])
 def test_quarter_offset_only_strictly_inside(pos, stepped):
     # Official: the step applies when 1 < x < w - 1 and 1 < y < h - 1 (strict).
-    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=OFFICIAL_FLIP_INDEX)
     x, y = pos
     heatmaps = np.zeros((1, 1, HM_H, HM_W), np.float32)
     heatmaps[0, 0, y, x] = 1.0
@@ -223,7 +231,8 @@ def test_quarter_offset_only_strictly_inside(pos, stepped):
 
 
 def test_quarter_offset_no_step_on_equal_neighbours():
-    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0)
+    codec = build_codec("gaussian", input_size=(IN_W, IN_H), heatmap_size=(HM_W, HM_H), sigma=2.0,
+                        flip_index=OFFICIAL_FLIP_INDEX)
     heatmaps = np.zeros((1, 1, HM_H, HM_W), np.float32)
     heatmaps[0, 0, 6, 6] = 1.0
     heatmaps[0, 0, 6, 5] = heatmaps[0, 0, 6, 7] = 0.5
@@ -243,13 +252,13 @@ def _two_instances(offset: float):
 def test_nms_keeps_an_instance_at_exactly_the_threshold():
     # Official: keep where oks <= thresh, i.e. drop only when OKS > thresh.
     kp, scores, areas = _two_instances(3.0)
-    oks = float(oks_iou(kp[0], kp[1:], areas[0], areas[1:])[0])
+    oks = float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], sigmas=SIGMAS)[0])
     assert 0.1 < oks < 0.99
-    assert oks_nms(kp, scores, areas, thresh=oks) == [0, 1]
-    assert oks_nms(kp, scores, areas, thresh=np.nextafter(oks, 0)) == [0]
+    assert oks_nms(kp, scores, areas, thresh=oks, sigmas=SIGMAS) == [0, 1]
+    assert oks_nms(kp, scores, areas, thresh=np.nextafter(oks, 0), sigmas=SIGMAS) == [0]
     ids = np.zeros(2, np.int64)
-    assert nms_per_image(kp, scores, areas, ids, thresh=oks).tolist() == [0, 1]
-    assert nms_per_image(kp, scores, areas, ids, thresh=np.nextafter(oks, 0)).tolist() == [0]
+    assert nms_per_image(kp, scores, areas, ids, thresh=oks, sigmas=SIGMAS).tolist() == [0, 1]
+    assert nms_per_image(kp, scores, areas, ids, thresh=np.nextafter(oks, 0), sigmas=SIGMAS).tolist() == [0]
 
 
 def test_oks_visibility_threshold_is_strict():
@@ -258,11 +267,11 @@ def test_oks_visibility_threshold_is_strict():
     kp[1, :, 2] = 0.25
     kp[1, 0, 0] += 40.0  # joint 0 is far off: counted, it lowers the OKS
     kp[1, 0, 2] = 0.5
-    with_all = float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], vis_thresh=0.1)[0])
-    only_0 = float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], vis_thresh=0.25)[0])
+    with_all = float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], vis_thresh=0.1, sigmas=SIGMAS)[0])
+    only_0 = float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], vis_thresh=0.25, sigmas=SIGMAS)[0])
     assert with_all > only_0  # at 0.25 only joint 0 (score 0.5 > 0.25) counts
     assert only_0 == pytest.approx(np.exp(-(40.0 ** 2) / (2 * 0.026) ** 2 / (1e4 + np.spacing(1)) / 2))
-    assert float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], vis_thresh=0.5)[0]) == 0.0
+    assert float(oks_iou(kp[0], kp[1:], areas[0], areas[1:], vis_thresh=0.5, sigmas=SIGMAS)[0]) == 0.0
 
 
 def test_rescoring_threshold_is_strict():

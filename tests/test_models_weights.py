@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pose.config import load_config
-from pose.models import WeightsError, build_model, create_model, load_backbone, load_weights
+from pose.models import WeightsError, build_model, create_model, load_backbone, load_for_finetuning, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,28 @@ def test_mismatch_error_is_readable(tmp_path):
     assert "1 missing in the file" in message and "conv1.weight" in message
     assert "1 unexpected" in message and "extra.weight" in message
     assert "final_layer.weight: [17, 16, 1, 1] vs [5, 16, 1, 1]" in message
+
+
+@pytest.mark.parametrize("arch", ["hrnet_tiny", "resnet_tiny"])
+def test_finetuning_loads_all_but_a_final_layer_of_another_joint_count(tmp_path, arch):
+    torch.manual_seed(0)
+    source = create_model(arch, num_joints=17)
+    path = _save({"model": source.state_dict(), "config": {}}, tmp_path / "coco.pth")
+    target = create_model(arch, num_joints=20)
+    final_before = target.final_layer.weight.detach().clone()
+    report = load_for_finetuning(target, path)
+    assert [k for k, _, _ in report.skipped] == ["final_layer.weight", "final_layer.bias"]
+    assert "2 skipped (fine-tuning to another keypoint set" in str(report) and report.ok
+    for key, value in source.state_dict().items():
+        if not key.startswith("final_layer."):
+            assert torch.equal(target.state_dict()[key], value), key
+    assert torch.equal(target.final_layer.weight, final_before)  # left as initialised
+    # A strict load names the option; the same joint count loads everything; another net is refused.
+    with pytest.raises(WeightsError, match="weights are for 17 joints, the network has 20 .*model.finetune_from"):
+        load_weights(create_model(arch, num_joints=20), path)
+    assert load_for_finetuning(create_model(arch, num_joints=17), path).skipped == []
+    with pytest.raises(WeightsError, match="does not fit .* beyond its final layer"):
+        load_for_finetuning(create_model(arch, num_joints=20, psa="parallel"), path)
 
 
 def test_long_key_lists_are_grouped(tmp_path):

@@ -14,6 +14,7 @@ from torch import nn
 
 from pose.data import codecs
 from pose.predictor import DetectionBoxes, PersonPose, Predictor, check_box, parse_box
+from pose.keypoints import COCO17
 
 
 class DotFinder(nn.Module):
@@ -35,7 +36,8 @@ class DotFinder(nn.Module):
 
 
 def make_predictor(codec_name: str = "gaussian", flip_test: bool = False, **kwargs) -> Predictor:
-    codec = codecs.build_codec(codec_name, input_size=(48, 64), heatmap_size=(12, 16), sigma=1.0)
+    codec = codecs.build_codec(codec_name, input_size=(48, 64), heatmap_size=(12, 16), sigma=1.0,
+                               flip_index=COCO17.flip_index)
     return Predictor(DotFinder(), codec, input_size=(48, 64), flip_test=flip_test, **kwargs)
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from pose.config import load_config
 from pose.data import codecs
 from pose.export import export_onnx
+from pose.keypoints import COCO17
 from pose.models import build_model
 from pose.predictor import Predictor
 
@@ -92,7 +93,8 @@ class Brightness(nn.Module):
 
 @pytest.mark.parametrize("codec_name", ["gaussian", "udp"])
 def test_bf16_channels_last_within_a_heatmap_pixel(codec_name):
-    codec = codecs.build_codec(codec_name, input_size=(48, 64), heatmap_size=(12, 16), sigma=1.0)
+    codec = codecs.build_codec(codec_name, input_size=(48, 64), heatmap_size=(12, 16), sigma=1.0,
+                               flip_index=COCO17.flip_index)
     fp32 = Predictor(Brightness(), codec, input_size=(48, 64), flip_test=True)
     fast = Predictor(Brightness(), codec, input_size=(48, 64), flip_test=True, amp="bf16", channels_last=True)
     assert fast.amp == "bf16"

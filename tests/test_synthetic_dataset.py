@@ -14,7 +14,9 @@ from pycocotools.cocoeval import COCOeval
 from pose.data.synthetic import VAL_ID_OFFSET, det_file_name, generate_synthetic_coco, read_manifest
 from pose.data.synthetic_figure import build_figure, draw_shapes, sample_colors, sample_pose
 from pose.data.synthetic_scene import render_scene
-from pose.keypoints import KEYPOINT_NAMES, coco_person_category
+from pose.keypoints import COCO17
+
+KEYPOINT_NAMES = COCO17.names
 
 W, H = 160, 120
 SETS = ("train2017", "val2017")
@@ -45,7 +47,7 @@ def test_layout_and_schema(dataset):
     for name, count, offset in (("train2017", 6, 0), ("val2017", 16, VAL_ID_OFFSET)):
         data = _load(dataset, name)
         assert set(data) == {"info", "licenses", "images", "annotations", "categories"}
-        assert data["categories"] == [coco_person_category()]
+        assert data["categories"] == [COCO17.coco_category(name="person")]
         assert data["categories"][0]["keypoints"] == list(KEYPOINT_NAMES)
         assert [im["id"] for im in data["images"]] == [offset + i + 1 for i in range(count)]
         for im in data["images"]:

@@ -2,16 +2,17 @@
 clear error when the package is missing."""
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train_loop import make_cfg
+from test_train_loop import make_cfg, send_at
 
 from pose.data import build_dataset
 from pose.data.image_io import read_image
 from pose.engine import tensorboard_log
-from pose.engine.stopping import TrainingError
+from pose.engine.stopping import TrainingError, TrainingInterrupted
 from pose.engine.trainer import train
 
 
@@ -71,3 +72,15 @@ def test_the_drawn_predictions_show_the_results_skeletons(data_root, tmp_path):
     changed = np.abs(drawn[0].astype(int) - plain).max(axis=2) > 0
     assert changed[20:101, 20:121].mean() > 0.01 and not changed[105:, :10].any()  # drawn where the joints are
     assert drawn[1].shape[:2] == read_image(Path(dataset.image_dir) / dataset.records[-1]["file_name"]).shape[:2]
+
+
+def test_a_resumed_run_continues_the_curves_without_repeating_steps(data_root, tmp_path):
+    pytest.importorskip("tensorboard")
+    with pytest.raises(TrainingInterrupted):
+        train(make_cfg(data_root, tmp_path, "train.tensorboard=true"), on_iteration=send_at(signal.SIGTERM, 1, 1),
+              verbose=False)
+    summary = train(make_cfg(data_root, tmp_path, "train.tensorboard=true"), verbose=False)
+    acc = read_events(tmp_path / "tensorboard")
+    steps = summary["history"][-1]["iterations"] * len(summary["history"])
+    assert [e.step for e in acc.Scalars("train/loss")] == list(range(1, steps + 1))
+    assert [e.step for e in acc.Scalars("epoch/loss")] == [steps // 2, steps]

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.keypoints import SKELETON, joint_side, limb_side
+from pose.keypoints import COCO17, KeypointSet
 from pose.vis import (
     GT_COLORS,
     SIDE_COLORS,
@@ -18,6 +18,8 @@ from pose.vis import (
     write_image,
 )
 
+
+SKELETON, joint_side, limb_side = COCO17.skeleton, COCO17.joint_side, COCO17.limb_side
 
 def _person(rng: np.random.Generator, width: int = 200, height: int = 160) -> np.ndarray:
     kp = np.zeros((17, 3))
@@ -45,7 +47,7 @@ def test_single_joint_changes_pixels_only_near_it():
     kp = np.zeros((17, 3))
     kp[:, :2] = 60
     kp[9] = (100.0, 40.0, 0.9)  # only the left wrist is above the threshold
-    out = draw_skeleton(image, kp, score_thresh=0.5, thickness=2, radius=3)
+    out = draw_skeleton(image, kp, score_thresh=0.5, thickness=2, radius=3, kset=COCO17)
     changed = (out != image).any(-1)
     assert changed.any()
     dist = _dist_to_segments(changed.shape, [(np.array([100.0, 40.0]), np.array([100.0, 40.0]))])
@@ -57,7 +59,7 @@ def test_full_skeleton_changes_pixels_only_near_joints_and_limbs():
     rng = np.random.default_rng(0)
     image = np.zeros((160, 200, 3), np.uint8)
     kp = _person(rng)
-    out = draw_skeleton(image, kp, score_thresh=0.5, thickness=1, radius=2)
+    out = draw_skeleton(image, kp, score_thresh=0.5, thickness=1, radius=2, kset=COCO17)
     changed = (out != image).any(-1)
     segments = [(kp[a, :2], kp[b, :2]) for a, b in SKELETON] + [(kp[k, :2], kp[k, :2]) for k in range(17)]
     dist = _dist_to_segments(changed.shape, segments)
@@ -75,7 +77,7 @@ def test_colours_per_side():
     kp[0] = (50, 50, 1)  # nose: centre
     kp[5] = (150, 50, 1)  # left shoulder
     kp[6] = (250, 50, 1)  # right shoulder
-    out = draw_skeleton(image, kp, score_thresh=0.5, radius=4)
+    out = draw_skeleton(image, kp, score_thresh=0.5, radius=4, kset=COCO17)
     assert tuple(out[50, 50]) == SIDE_COLORS["centre"]
     assert tuple(out[50, 150]) == SIDE_COLORS["left"]
     assert tuple(out[50, 250]) == SIDE_COLORS["right"]
@@ -88,7 +90,7 @@ def test_limb_colour_follows_limb_side():
         kp = np.zeros((17, 3))
         kp[a] = (20, 100, 1)
         kp[b] = (180, 100, 1)
-        out = draw_skeleton(image, kp, score_thresh=0.5, thickness=3, radius=1)
+        out = draw_skeleton(image, kp, score_thresh=0.5, thickness=3, radius=1, kset=COCO17)
         assert tuple(out[100, 100]) == SIDE_COLORS[limb_side(a, b)], (a, b)
         assert tuple(out[100, 20]) == SIDE_COLORS[joint_side(a)]
 
@@ -99,7 +101,7 @@ def test_score_threshold_respected():
     kp = _person(rng)
     kp[:, 2] = np.linspace(0, 1, 17)
     thresh = 0.5
-    out = draw_skeleton(image, kp, score_thresh=thresh, thickness=1, radius=2)
+    out = draw_skeleton(image, kp, score_thresh=thresh, thickness=1, radius=2, kset=COCO17)
     changed = (out != image).any(-1)
     kept = kp[:, 2] > thresh
     segments = [(kp[a, :2], kp[b, :2]) for a, b in SKELETON if kept[a] and kept[b]]
@@ -107,10 +109,10 @@ def test_score_threshold_respected():
     dist = _dist_to_segments(changed.shape, segments)
     assert dist[changed].max() <= 2 + 2.5  # radius + rounding + antialiasing
     # Nothing drawn when all are below; everything when the threshold is negative.
-    assert np.array_equal(draw_skeleton(image, kp, score_thresh=1.0), image)
+    assert np.array_equal(draw_skeleton(image, kp, score_thresh=1.0, kset=COCO17), image)
     kp0 = kp.copy()
     kp0[:, 2] = 0
-    assert not np.array_equal(draw_skeleton(image, kp0, score_thresh=-1), image)
+    assert not np.array_equal(draw_skeleton(image, kp0, score_thresh=-1, kset=COCO17), image)
 
 
 def test_nan_and_far_away_joints_are_skipped():
@@ -118,7 +120,7 @@ def test_nan_and_far_away_joints_are_skipped():
     kp = np.zeros((17, 3))
     kp[0] = (np.nan, 10, 1)
     kp[1] = (1e12, 10, 1)
-    out = draw_skeleton(image, kp, score_thresh=0.5)
+    out = draw_skeleton(image, kp, score_thresh=0.5, kset=COCO17)
     assert np.array_equal(out, image)
 
 
@@ -126,21 +128,21 @@ def test_box_score_indices_and_people():
     rng = np.random.default_rng(2)
     image = np.zeros((160, 200, 3), np.uint8)
     kp = _person(rng)
-    plain = draw_skeleton(image, kp)
-    boxed = draw_skeleton(image, kp, box=(5, 15, 190, 140), score=0.87, show_indices=True)
+    plain = draw_skeleton(image, kp, kset=COCO17)
+    boxed = draw_skeleton(image, kp, box=(5, 15, 190, 140), score=0.87, show_indices=True, kset=COCO17)
     assert (boxed != plain).any()
     people = draw_people(image, [{"keypoints": kp, "box": (5, 15, 190, 140), "score": 0.5},
-                                 {"keypoints": kp.ravel().tolist()}])
+                                 {"keypoints": kp.ravel().tolist()}], kset=COCO17)
     assert people.shape == image.shape and (people != image).any()
-    gt = draw_skeleton(image, kp, colors=GT_COLORS)
+    gt = draw_skeleton(image, kp, colors=GT_COLORS, kset=COCO17)
     assert tuple(gt[int(round(kp[0, 1])), int(round(kp[0, 0]))]) == GT_COLORS["centre"]
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="uint8"):
-        draw_skeleton(np.zeros((10, 10, 3), np.float32), np.zeros((17, 3)))
+        draw_skeleton(np.zeros((10, 10, 3), np.float32), np.zeros((17, 3)), kset=COCO17)
     with pytest.raises(ValueError, match=r"\(K, 3\)"):
-        draw_skeleton(np.zeros((10, 10, 3), np.uint8), np.zeros((17, 2)))
+        draw_skeleton(np.zeros((10, 10, 3), np.uint8), np.zeros((17, 2)), kset=COCO17)
 
 
 def test_heatmap_overlay_whole_crop_and_warped():
@@ -184,3 +186,20 @@ def test_grid_side_by_side_and_atomic_write(tmp_path):
     with pytest.raises(ValueError, match="cannot decode"):
         read_image(tmp_path / "bad.jpg")
     assert cv2.imread(str(path)) is not None
+
+
+def test_another_keypoint_set_draws_its_own_skeleton_and_sides():
+    # Three joints, a limb from l_paw to r_paw only: its middle is drawn in the centre colour (the
+    # sides differ), the paws in their own side colours; 'tail' is no limb end.
+    kset = KeypointSet(name="toy", names=("l_paw", "r_paw", "tail"), skeleton=((0, 1),))
+    image = np.zeros((100, 300, 3), np.uint8)
+    kp = np.array([[20, 50, 1], [280, 50, 1], [150, 90, 1]], np.float64)
+    out = draw_skeleton(image, kp, score_thresh=0.5, thickness=3, radius=4, kset=kset)
+    assert tuple(out[50, 150]) == SIDE_COLORS["centre"]
+    assert tuple(out[50, 20]) == SIDE_COLORS["left"] and tuple(out[50, 280]) == SIDE_COLORS["right"]
+    assert tuple(out[70, 150]) == (0, 0, 0)  # no limb to the tail
+    # Without a set only the joints are drawn (centre colour); a set of another size is an error.
+    bare = draw_skeleton(image, kp, score_thresh=0.5, thickness=3, radius=4)
+    assert tuple(bare[50, 150]) == (0, 0, 0) and tuple(bare[50, 20]) == SIDE_COLORS["centre"]
+    with pytest.raises(ValueError, match="keypoints has 3 joints but the keypoint set 'coco' has 17"):
+        draw_skeleton(image, kp, kset=COCO17)

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from pose.keypoints import COCO17
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,7 +50,7 @@ def make_dataset(root: Path, num_images: int = 3, seed: int = 0) -> tuple[Path, 
                      "bbox": [15, 10, 90, 70], "num_keypoints": 17, "keypoints": kp.ravel().tolist()})
     gt_file = root / "person_keypoints_val.json"
     gt_file.write_text(json.dumps({"images": images, "annotations": anns,
-                                   "categories": [{"id": 1, "name": "person"}]}))
+                                   "categories": [COCO17.coco_category(name="person")]}))
     results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 0.9}
                for a in anns]
     return images_dir, gt_file, results
@@ -136,7 +138,8 @@ def test_missing_and_invalid_inputs(tmp_path, capsys):
     assert run("results", "--results", tmp_path / "bad.json", "--images", images_dir, "--out", out) == 2
     assert "not valid JSON" in capsys.readouterr().err
     write_json(tmp_path / "short.json", [{"image_id": 100, "keypoints": [1, 2, 3], "score": 1}])
-    assert run("results", "--results", tmp_path / "short.json", "--images", images_dir, "--out", out) == 2
+    assert run("results", "--results", tmp_path / "short.json", "--images", images_dir, "--out", out,
+               "--keypoints", "coco") == 2
     assert "expected 51" in capsys.readouterr().err
 
 

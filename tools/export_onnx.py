@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pose.config import ConfigError, load_config
+from pose.config import ConfigError, configured_keypoint_set, load_config
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pose.engine.keypoint_source import resolve_run_keypoints
     from pose.export import check_onnx, export_onnx, onnxruntime_available
     from pose.models import build_model, load_weights
 
@@ -56,6 +57,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"export_onnx.py: error: --out {out} is one of the inputs; refusing to overwrite it",
               file=sys.stderr)
         return 2
+    try:  # the joints: the config's set, else the checkpoint's, else COCO-17
+        cfg = resolve_run_keypoints(cfg, args.weights or None)
+    except ConfigError as exc:
+        print(f"export_onnx.py: error: {exc}", file=sys.stderr)
+        return 2
     model = build_model(cfg, pretrained=not args.weights)
     if args.weights:
         if not Path(args.weights).is_file():
@@ -69,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
             return 2
     input_size = tuple(cfg.data.input_size)
     try:
-        export_onnx(model, out, input_size=input_size, opset=args.opset, exporter=args.exporter)
+        export_onnx(model, out, input_size=input_size, opset=args.opset, exporter=args.exporter,
+                    keypoints=configured_keypoint_set(cfg))
     except Exception as exc:  # the exporters raise many types; their messages embed whole graphs
         first = str(exc).strip().splitlines()[0][:600] if str(exc).strip() else type(exc).__name__
         print(f"export_onnx.py: error: the {args.exporter} exporter failed for model.arch={cfg.model.arch} "

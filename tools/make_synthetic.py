@@ -44,6 +44,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-people", type=int, default=3, help="labelled people per image, at most")
     p.add_argument("--train-set", default="train2017")
     p.add_argument("--val-set", default="val2017")
+    p.add_argument("--figure", choices=("person", "animal"), default="person",
+                   help="person (COCO's 17 joints) or animal (a quadruped with 20 joints of its own names)")
     p.add_argument("--force", action="store_true", help="replace an existing synthetic dataset at --root")
     return p
 
@@ -53,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         params = SyntheticParams(seed=args.seed, num_train_images=args.train, num_val_images=args.val,
                                  image_size=args.size, max_people=args.max_people, train_set=args.train_set,
-                                 val_set=args.val_set)
+                                 val_set=args.val_set, figure=args.figure)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -71,14 +73,14 @@ def main(args: argparse.Namespace) -> int:
         generate_synthetic_coco(root, seed=params.seed, num_train_images=params.num_train_images,
                                 num_val_images=params.num_val_images, image_size=params.image_size,
                                 max_people=params.max_people, train_set=params.train_set,
-                                val_set=params.val_set, overwrite=args.force)
+                                val_set=params.val_set, figure=params.figure, overwrite=args.force)
     except SyntheticDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - start
     width, height = params.image_size
     print(f"wrote {root} in {elapsed:.2f} s (seed {params.seed}, {width}x{height}, "
-          f"max {params.max_people} people)")
+          f"max {params.max_people} {'people' if params.figure == 'person' else params.figure + 's'})")
     for name, s in describe_synthetic(root).items():
         print(f"  {name}: {s['images']} images, {s['annotations']} annotations ({s['with_keypoints']} with "
               f"keypoints, {s['no_keypoints']} without, {s['crowd']} crowd), {s['labelled_joints']} labelled "

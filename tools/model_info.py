@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from pose.config import load_config
+from pose.engine.keypoint_source import resolve_run_keypoints
 from pose.models import count_flops, count_params, create_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ PUBLISHED = {
 
 def model_info(cfg, *, convention: str = "official") -> dict:
     """{'arch', 'psa', 'input', 'params_m', 'gflops', 'published'} of ``cfg``'s network."""
-    m = cfg.model
+    m = resolve_run_keypoints(cfg).model  # 'auto' configs: COCO-17 (the data are not read here)
     with torch.device("meta"):
         model = create_model(m.arch, num_joints=m.num_joints, psa=m.psa, psa_variant=m.psa_variant,
                              psa_placement=m.psa_placement, init_std=m.init_std)

@@ -54,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         run_test(cfg, args.weights, device=args.device, amp=args.amp)
-    except (OSError, WeightsError, DatasetError, CorruptImageError, EvalError, MpiiEvalError) as exc:
+    except (OSError, WeightsError, DatasetError, CorruptImageError, EvalError, MpiiEvalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

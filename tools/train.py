@@ -4,11 +4,13 @@
   torchrun --nproc_per_node=4 tools/train.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3_psa_p.yaml
 
 Outputs in output_dir: config.yaml, train.log, metrics.jsonl, training_curves.png, checkpoint.pth
-(+ checkpoint.prev.pth), model_best.pth, results/. Running the same command again continues from
-output_dir/checkpoint.pth (train.auto_resume); --resume names another checkpoint.
+(+ checkpoint.prev.pth), model_best.pth, results/ and, with train.tensorboard=true, tensorboard/.
+Running the same command again continues from output_dir/checkpoint.pth (train.auto_resume);
+--resume names another checkpoint. train.compile=true compiles the training step (torch.compile).
 
 Exit status: 0 finished; 1 training failed (non-finite loss or weights, unreadable checkpoint,
-data error; the message names the epoch/iteration or the file); 2 bad config or command line,
+data error, train.tensorboard=true without the tensorboard package; the message names the
+epoch/iteration, the file or the command to install); 2 bad config or command line,
 or a resume refused because the config differs from the checkpoint's (the keys are listed);
 128 + signal (143 SIGTERM, 130 SIGINT): stopped by the signal after saving checkpoint.pth at the next
 iteration boundary, resume with the same command. Under torchrun, torchrun's own status applies.

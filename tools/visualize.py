@@ -36,7 +36,7 @@ from pose.data import build_dataset
 from pose.data.json_io import load_json
 from pose.engine.keypoint_accuracy import keypoint_oks_accuracy
 from pose.engine.results_io import check_results
-from pose.keypoints import NUM_KEYPOINTS
+from pose.keypoints import BUILTIN_SETS, KeypointSet, KeypointSetError, from_categories
 from pose.predictor import BACKENDS, DetectionBoxes, Predictor, parse_box
 
 
@@ -64,6 +64,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, help="COCO keypoint results JSON (tools/test.py)")
     p.add_argument("--images", required=True, help="folder of the images")
     p.add_argument("--gt", help="COCO keypoint annotation file: map ids to files, draw the ground truth")
+    p.add_argument("--keypoints", metavar="NAME|CONFIG",
+                   help="the keypoint set (skeleton, sides): a built-in name (coco, mpii, crowdpose) or a "
+                        "run's config.yaml; default: the one --gt declares, else joints only")
     p.add_argument("--gt-mode", choices=("beside", "over"), default="beside",
                    help="ground truth in a second panel (beside) or under the predictions (over)")
     p.add_argument("--max-images", type=int, default=0, help="stop after this many images (0: all)")
@@ -163,10 +166,30 @@ def _load_predictor(args: argparse.Namespace):
                         f"{cfg.model.arch}, model.psa={cfg.model.psa}): {exc}") from None
 
 
-def _draw_options(args: argparse.Namespace) -> DrawOptions:
+def _draw_options(args: argparse.Namespace, kset: KeypointSet | None = None) -> DrawOptions:
     return DrawOptions(kpt_thresh=args.kpt_thresh, score_thresh=args.score_thresh, show_boxes=not args.no_boxes,
                        show_scores=not args.no_scores, show_indices=args.show_indices,
-                       heatmap=getattr(args, "heatmap", False))
+                       heatmap=getattr(args, "heatmap", False), kset=kset)
+
+
+def _results_keypoints(args: argparse.Namespace, gt: dict | None) -> KeypointSet | None:
+    """The set to draw results with: --keypoints, else the one --gt's category declares, else None."""
+    if args.keypoints:
+        if args.keypoints in BUILTIN_SETS:
+            return BUILTIN_SETS[args.keypoints]
+        from pose.config import configured_keypoint_set
+
+        kset = configured_keypoint_set(load_config(args.keypoints))
+        if kset is None:
+            raise UserError(f"--keypoints {args.keypoints}: the config names no keypoint set (data.keypoints "
+                            "is 'auto'); give a run's saved config.yaml or a built-in name")
+        return kset
+    if gt is None:
+        return None
+    try:
+        return from_categories(gt.get("categories"), args.gt)[0]
+    except KeypointSetError as exc:
+        raise UserError(f"{exc}; or pass --keypoints") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,13 +201,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not images_dir.is_dir():
         raise UserError(f"image folder not found: {images_dir}")
     out = _check_out(args.out, [args.images, args.results, args.gt])
-    results = check_results(load_json(args.results, "results file"), args.results, num_joints=NUM_KEYPOINTS)
+    gt = load_json(args.gt, "annotation file") if args.gt else None
+    if gt is not None and (not isinstance(gt, dict) or "images" not in gt):
+        raise UserError(f"{args.gt}: not a COCO annotation file (no 'images')")
+    kset = _results_keypoints(args, gt)
+    results = check_results(load_json(args.results, "results file"), args.results,
+                            num_joints=kset.num_joints if kset is not None else None)
     result_ids = {r["image_id"] for r in results}
     gt_by_image = None
-    if args.gt:
-        gt = load_json(args.gt, "annotation file")
-        if not isinstance(gt, dict) or "images" not in gt:
-            raise UserError(f"{args.gt}: not a COCO annotation file (no 'images')")
+    if gt is not None:
         check_results(results, args.results, known_image_ids={im["id"] for im in gt["images"]},
                       known_name=args.gt)
         files = {im["id"]: images_dir / im["file_name"] for im in gt["images"]}
@@ -200,7 +225,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         image_ids = sorted(result_ids)
     people = annotate.results_by_image(results, args.score_thresh)
     written, failures, montage = annotate.draw_results(
-        files, image_ids[:args.max_images or None], people, gt_by_image, out, _draw_options(args),
+        files, image_ids[:args.max_images or None], people, gt_by_image, out, _draw_options(args, kset),
         images_dir=images_dir, gt_mode=args.gt_mode, montage=args.montage)
     if montage:
         inputs = {p.resolve() for p in files.values()}
@@ -261,7 +286,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         raise UserError(f"the {args.split} set of {cfg.data.root} is empty")
     order = np.random.default_rng(args.seed).permutation(len(dataset))[:args.num]
     panels = [annotate.sample_panel(dataset[int(i)], mean=cfg.data.mean, std=cfg.data.std,
-                                    color_rgb=cfg.data.color_rgb) for i in order]
+                                    color_rgb=cfg.data.color_rgb, kset=dataset.keypoints) for i in order]
     written = []
     for g in range(0, len(panels), args.per_grid):
         grid = vis.make_grid(panels[g:g + args.per_grid], cols=args.cols)

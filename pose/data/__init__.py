@@ -1,25 +1,38 @@
 """Data: COCO keypoints, crop transforms, heatmap codecs, the synthetic dataset.
 
 ``build_dataset(cfg, split)`` is the one place a config becomes a dataset.
+
+What the engine needs of a dataset (``CocoKeypoints``; ``MpiiKeypoints`` and
+``CrowdPoseKeypoints`` provide the same): ``keypoints`` (the resolved
+:class:`pose.keypoints.KeypointSet`), ``codec`` (with the set's flip index), ``protocol`` (its
+evaluation, ``pose.engine.protocols``), ``image_set``, ``records`` (with ``joints`` and ``box``
+per crop), ``__len__`` and items as ``CocoKeypoints.__getitem__`` describes.
+``with_dataset_keypoints(cfg, dataset)`` writes the set the training data resolved into the config
+(``data.keypoints``, ``model.num_joints``) before the network is built and the config saved.
 """
 
 from pathlib import Path
 
-from pose.config import Config
+from pose.config import Config, ConfigError, configured_keypoint_set, to_dict, with_keypoint_set
 from pose.data.coco import CocoKeypoints
 from pose.data.codecs import build_codec, build_codec_from_config
 from pose.data.crowdpose import CrowdPoseKeypoints
 from pose.data.json_io import DatasetError
 from pose.data.mpii import MpiiKeypoints
-from pose.keypoints import CROWDPOSE14, MPII16
 
 SPLITS = ("train", "val")
 
-# The keypoint sets of the datasets that fix theirs (COCO-format data: model.num_joints).
-DATASET_KEYPOINTS = {"mpii": MPII16, "crowdpose": CROWDPOSE14}
-
 __all__ = ["CocoKeypoints", "CrowdPoseKeypoints", "DatasetError", "MpiiKeypoints", "build_codec",
-           "build_codec_from_config", "build_dataset"]
+           "build_codec_from_config", "build_dataset", "with_dataset_keypoints"]
+
+
+def with_dataset_keypoints(cfg: Config, dataset) -> Config:
+    """``cfg`` with the dataset's resolved keypoint set written into ``data.keypoints`` and
+    ``model.num_joints`` (a non-zero ``model.num_joints`` that disagrees raises ConfigError)."""
+    try:
+        return with_keypoint_set(cfg, dataset.keypoints)
+    except ConfigError as exc:
+        raise ConfigError(f"{getattr(dataset, 'annotation_file', None) or dataset.image_set}: {exc}") from None
 
 
 def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
@@ -51,14 +64,10 @@ def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
     if not use_gt:
         det_file = Path(data.det_file)
         det_file = det_file if det_file.is_absolute() else root / det_file
-    codec = build_codec_from_config(cfg)
-    kset = DATASET_KEYPOINTS.get(data.dataset)
-    if kset is not None:
-        if cfg.model.num_joints != kset.num_joints:
-            raise ValueError(f"data.dataset={data.dataset} has {kset.num_joints} joints but model.num_joints is "
-                             f"{cfg.model.num_joints}; set model.num_joints={kset.num_joints}")
-        codec = build_codec(data.codec, input_size=data.input_size, heatmap_size=data.heatmap_size,
-                            sigma=data.sigma, flip_index=kset.flip_index, pixel_std=data.pixel_std)
+    # The set the config names (a built-in name, explicit names, or data.dataset's own set), else the
+    # one the training annotation file declares (resolved by the dataset from the config section).
+    kset = configured_keypoint_set(cfg)
+    codec = build_codec_from_config(cfg, kset)
     common = dict(root=root, image_set=data.train_set if train else data.val_set, codec=codec, train=train,
                   aug=data.aug if train else None, color_rgb=data.color_rgb, mean=data.mean, std=data.std,
                   pixel_std=data.pixel_std, skip_corrupt_images=data.skip_corrupt_images,
@@ -70,4 +79,5 @@ def build_dataset(cfg: Config, split: str) -> CocoKeypoints:
         return MpiiKeypoints(**common)
     cls = CrowdPoseKeypoints if data.dataset == "crowdpose" else CocoKeypoints
     return cls(use_gt_bbox=use_gt, det_file=det_file, det_score_thresh=cfg.test.det_score_thresh,
-               padding=data.padding, num_joints=cfg.model.num_joints, **common)
+               padding=data.padding, keypoints=kset if kset is not None else to_dict(data.keypoints),
+               ann_file=data.ann_file, image_dir=data.image_dir, **common)

@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 import torch
 
+from pose.config import configured_keypoint_set
 from pose.data.transforms import get_affine_transform, get_udp_warp_matrix
-from pose.keypoints import FLIP_INDEX
+from pose.keypoints import KeypointSet
 
 REFINES = ("default", "dark", "none")
 
@@ -220,7 +221,9 @@ class HeatmapCodec:
         input_size: network input (width, height) px.
         heatmap_size: network output (width, height) px.
         sigma: Gaussian sigma in heatmap px.
-        flip_index: joint k becomes flip_index[k] under a horizontal flip (default: COCO's 17).
+        flip_index: joint k becomes flip_index[k] under a horizontal flip (the keypoint set's
+            ``KeypointSet.flip_index``). None: not known yet; a dataset sets it from its set
+            (:meth:`set_flip_index`), and :meth:`flip_back` refuses to run without it.
         blur_kernel: blur kernel of DARK / UDP refinement (default: 6 sigma - 1, odd).
         pixel_std: unit of ``scale`` in image px (official 200).
     """
@@ -240,11 +243,18 @@ class HeatmapCodec:
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         self.sigma = float(sigma)
-        self.flip_index = tuple(FLIP_INDEX if flip_index is None else flip_index)
+        self.flip_index = None if flip_index is None else tuple(int(k) for k in flip_index)
         self.blur_kernel = int(blur_kernel) if blur_kernel is not None else dark_blur_kernel(self.sigma)
         if self.blur_kernel < 1 or self.blur_kernel % 2 == 0:
             raise ValueError(f"blur_kernel must be odd and positive, got {self.blur_kernel}")
         self.pixel_std = float(pixel_std)
+
+    def set_flip_index(self, flip_index: Sequence[int]) -> None:
+        """Give the codec its keypoint set's flip index, once: a different one later is an error."""
+        flip_index = tuple(int(k) for k in flip_index)
+        if self.flip_index is not None and self.flip_index != flip_index:
+            raise ValueError(f"codec flip_index {self.flip_index} differs from the keypoint set's {flip_index}")
+        self.flip_index = flip_index
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(input_size={self.input_size}, heatmap_size={self.heatmap_size}, "
@@ -357,6 +367,9 @@ class HeatmapCodec:
         the maps one pixel right (official; UDP needs no shift and ignores it). Averaging with the
         unflipped output is the caller's job.
         """
+        if self.flip_index is None:
+            raise ValueError("flip_back: the codec has no flip_index; build it with the keypoint set's "
+                             "(flip_index=kset.flip_index)")
         if flipped_heatmaps.ndim != 4 or flipped_heatmaps.shape[1] != len(self.flip_index):
             raise ValueError(f"flip_back: expected (N, {len(self.flip_index)}, h, w) heatmaps, "
                              f"got {tuple(flipped_heatmaps.shape)}")
@@ -443,13 +456,14 @@ def build_codec(name: str, *, input_size: Sequence[int], heatmap_size: Sequence[
     return CODECS[name](input_size=input_size, heatmap_size=heatmap_size, sigma=sigma, **kwargs)
 
 
-def build_codec_from_config(cfg) -> HeatmapCodec:
+def build_codec_from_config(cfg, keypoints: KeypointSet | None = None) -> HeatmapCodec:
     """Codec of ``cfg.data`` (codec, input_size, heatmap_size, sigma, pixel_std).
 
-    The flip index is COCO's for 17 joints (``cfg.model.num_joints``); other counts have no
-    left/right pairs known here and use the identity.
+    The flip index is ``keypoints``' or, when None, that of ``cfg.data.keypoints`` if the config
+    names a set (:func:`pose.config.configured_keypoint_set`); otherwise it stays unset until a
+    dataset gives it (``set_flip_index``).
     """
-    num_joints = cfg.model.num_joints
-    flip_index = None if num_joints == len(FLIP_INDEX) else tuple(range(num_joints))
+    kset = keypoints if keypoints is not None else configured_keypoint_set(cfg)
+    flip_index = kset.flip_index if kset is not None else None
     return build_codec(cfg.data.codec, input_size=cfg.data.input_size, heatmap_size=cfg.data.heatmap_size,
                        sigma=cfg.data.sigma, flip_index=flip_index, pixel_std=cfg.data.pixel_std)

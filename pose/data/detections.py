@@ -2,7 +2,8 @@
 (``test.use_gt_bbox=false``) and the predictor (``--det-file``).
 
 The file is a JSON list of ``{image_id: int, category_id: int, bbox: [x, y, w, h], score: number}``
-(e.g. the official ``COCO_val2017_detections_AP_H_56_person.json``); a malformed entry raises
+(e.g. the official ``COCO_val2017_detections_AP_H_56_person.json``; ``category_id``: the keypoint
+category the boxes are for); a malformed entry raises
 :class:`DatasetError` naming the file and the entry. Other categories, scores below the threshold
 and boxes without area are dropped and counted.
 """
@@ -44,7 +45,7 @@ def read_detections(path: str | os.PathLike, *, score_thresh: float = 0.0, categ
     if not isinstance(dets, list):
         raise DatasetError(f"{path}: top level is {type(dets).__name__}; expected {DET_SCHEMA}")
     low = f"score < {score_thresh:g}"
-    dropped = {"not person": 0, low: 0, "empty box": 0}
+    dropped = {"other category": 0, low: 0, "empty box": 0}
     ids, boxes, scores = [], [], []
     for i, det in enumerate(dets):
         ok = isinstance(det, dict) and isinstance(det.get("image_id"), int) \
@@ -53,7 +54,7 @@ def read_detections(path: str | os.PathLike, *, score_thresh: float = 0.0, categ
         if not ok:
             raise DatasetError(f"{path}: entry {i} is {json.dumps(det)[:200]}; expected {DET_SCHEMA}")
         if det["category_id"] != category_id:
-            dropped["not person"] += 1
+            dropped["other category"] += 1
         elif det["score"] < score_thresh:
             dropped[low] += 1
         elif det["bbox"][2] <= 0 or det["bbox"][3] <= 0:

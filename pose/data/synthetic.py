@@ -13,6 +13,10 @@ Everything is a pure function of the parameters: image ``i`` of a split is drawn
 ``numpy.random.default_rng([seed, split, i])`` (split 0 = train, 1 = val), so the same
 parameters give the same bytes, and image ``i`` does not depend on how many images there are.
 
+With ``figure='animal'`` the figures are four-legged animals seen from above
+(:mod:`pose.data.synthetic_animal`) with their own 20 keypoint names and skeleton in the files'
+category: the same layout and file names, a keypoint set that is not COCO's.
+
 Image ids are ``i + 1`` (train) and ``1_000_000 + i + 1`` (val); annotation ids are
 ``image_id * 100 + j + 1``. Keypoints are image px with pixel centres at integer coordinates.
 
@@ -38,8 +42,9 @@ import cv2
 import numpy as np
 
 from pose.atomic_io import fsync_dir
-from pose.data.synthetic_scene import Instance, render_scene
-from pose.keypoints import coco_person_category
+from pose.data.synthetic_animal import animal_category
+from pose.data.synthetic_scene import FIGURES, Instance, render_scene
+from pose.keypoints import COCO17
 
 GENERATOR = "pose.data.synthetic"
 # Bump when the drawing or the annotations change: datasets with another version are regenerated.
@@ -65,6 +70,7 @@ class SyntheticParams:
     max_people: int
     train_set: str = "train2017"
     val_set: str = "val2017"
+    figure: str = "person"
 
     def __post_init__(self) -> None:
         def bad(what: str) -> None:
@@ -87,13 +93,21 @@ class SyntheticParams:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or "/" in value or value.startswith("."):
                 bad(f"{name} must be a plain folder name, got {value!r}")
+        if self.figure not in FIGURES:
+            bad(f"figure must be one of {', '.join(FIGURES)}, got {self.figure!r}")
         if self.train_set == self.val_set:
             bad(f"train_set and val_set must differ, both are {self.train_set!r}")
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size)
+        if self.figure == "person":  # the person datasets' files stay as they were before figures existed
+            del d["figure"]
         return d
+
+    def category(self) -> dict:
+        """The COCO category the annotation files declare (the figure's joints)."""
+        return animal_category() if self.figure == "animal" else COCO17.coco_category(name="person")
 
 
 def det_file_name(val_set: str = "val2017") -> str:
@@ -116,7 +130,7 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
 def generate_synthetic_coco(root: str | os.PathLike, *, seed: int, num_train_images: int, num_val_images: int,
                             image_size: tuple[int, int] = (320, 240), max_people: int = 3,
                             train_set: str = "train2017", val_set: str = "val2017",
-                            overwrite: bool = False) -> Path:
+                            figure: str = "person", overwrite: bool = False) -> Path:
     """Write the synthetic dataset at ``root`` (layout in the module docstring); return ``root``.
 
     ``root`` must not exist, or be an empty folder, or (with ``overwrite``) hold a synthetic
@@ -126,7 +140,7 @@ def generate_synthetic_coco(root: str | os.PathLike, *, seed: int, num_train_ima
     """
     params = SyntheticParams(seed=seed, num_train_images=num_train_images, num_val_images=num_val_images,
                              image_size=tuple(image_size), max_people=max_people, train_set=train_set,
-                             val_set=val_set)
+                             val_set=val_set, figure=figure)
     root = Path(root)
     with _root_lock(root):
         state = _inspect(root)
@@ -151,7 +165,7 @@ def ensure_synthetic(data_cfg) -> Path:
     params = SyntheticParams(
         seed=syn.seed, num_train_images=syn.num_train_images, num_val_images=syn.num_val_images,
         image_size=(syn.image_width, syn.image_height), max_people=syn.max_people,
-        train_set=data_cfg.train_set, val_set=data_cfg.val_set)
+        train_set=data_cfg.train_set, val_set=data_cfg.val_set, figure=syn.figure)
     root = Path(data_cfg.root)
     expected_det = det_file_name(params.val_set)
     if not Path(data_cfg.det_file).is_absolute() and data_cfg.det_file != expected_det:
@@ -179,7 +193,8 @@ def describe_synthetic(root: str | os.PathLike) -> dict[str, Any]:
         name = manifest["params"][key]
         data = json.loads((root / "annotations" / f"person_keypoints_{name}.json").read_text())
         anns = data["annotations"]
-        vis = np.array([a["keypoints"][2::3] for a in anns], dtype=np.int64).reshape(-1, 17)
+        num_joints = len(data["categories"][0]["keypoints"])
+        vis = np.array([a["keypoints"][2::3] for a in anns], dtype=np.int64).reshape(-1, num_joints)
         labelled = int((vis > 0).sum())
         out[name] = {
             "images": len(data["images"]), "annotations": len(anns),
@@ -276,7 +291,7 @@ def _write_dataset(out: Path, params: SyntheticParams) -> None:
         for i in range(count):
             image_id = i + 1 + (VAL_ID_OFFSET if split == 1 else 0)
             rng = np.random.default_rng([params.seed, split, i])
-            image, instances = render_scene(rng, *params.image_size, params.max_people)
+            image, instances = render_scene(rng, *params.image_size, params.max_people, params.figure)
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:
                 raise SyntheticDataError(f"OpenCV could not encode synthetic image {image_id} as JPEG")
@@ -292,7 +307,7 @@ def _write_dataset(out: Path, params: SyntheticParams) -> None:
                 detections += _detections(det_rng, instances, image_id, width, height)
         data = {"info": _info(params), "licenses": [{"id": 1, "name": "CC0 1.0 (synthetic images)",
                                                      "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
-                "images": images, "annotations": annotations, "categories": [coco_person_category()]}
+                "images": images, "annotations": annotations, "categories": [params.category()]}
         _write_json(out / "annotations" / f"person_keypoints_{name}.json", data)
         if split == 1:
             _write_json(out / det_file_name(name), detections)
@@ -300,7 +315,8 @@ def _write_dataset(out: Path, params: SyntheticParams) -> None:
 
 
 def _info(params: SyntheticParams) -> dict[str, Any]:
-    return {"description": "Synthetic COCO-format person keypoints (pose.data.synthetic)", "url": "",
+    what = "person" if params.figure == "person" else f"{params.figure} (non-human)"
+    return {"description": f"Synthetic COCO-format {what} keypoints (pose.data.synthetic)", "url": "",
             "version": str(VERSION), "year": 2024, "contributor": GENERATOR, "date_created": "",
             "synthetic_params": params.to_json()}
 

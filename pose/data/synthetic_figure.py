@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pose.keypoints import KEYPOINT_NAMES
+from pose.keypoints import COCO17
 
-K = len(KEYPOINT_NAMES)
-_IDX = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
+# The person figure's joints are COCO's 17, in COCO's order.
+K = COCO17.num_joints
+_IDX = {name: i for i, name in enumerate(COCO17.names)}
 
 # Body proportions in units of standing height (adult, head ~ 1/7.5 of the height).
 TORSO = 0.30          # mid-hip to mid-shoulder

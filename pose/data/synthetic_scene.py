@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from pose.data.synthetic_animal import K_ANIMAL, random_animal_figure
 from pose.data.synthetic_figure import (
     Figure,
     K,
@@ -42,7 +43,7 @@ MAX_OVERLAP_IOU = 0.6       # reject placements overlapping an earlier person's 
 
 @dataclass
 class Instance:
-    """One annotation: ``keypoints`` (17, 3) image px + visibility, box ``x, y, w, h``, etc."""
+    """One annotation: ``keypoints`` (K, 3) image px + visibility, box ``x, y, w, h``, etc."""
 
     keypoints: np.ndarray
     bbox: list[float]
@@ -97,10 +98,14 @@ def make_background(rng: np.random.Generator, width: int, height: int) -> np.nda
     return image
 
 
-def _random_figure(rng: np.random.Generator, height_px: float, rotation_deg: float) -> Figure:
+def _random_person(rng: np.random.Generator, height_px: float, rotation_deg: float) -> Figure:
     pose, colors = sample_pose(rng), sample_colors(rng)
     return build_figure(pose, colors, height_px=height_px, rotation_deg=rotation_deg,
                         hip_xy=np.zeros(2), rng=rng)
+
+
+# Figure kinds: name -> (figure of a given size and rotation drawn from rng, joint count).
+FIGURES = {"person": (_random_person, K), "animal": (random_animal_figure, K_ANIMAL)}
 
 
 def _rotation(rng: np.random.Generator) -> float:
@@ -181,9 +186,14 @@ def _occluder(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, ce
     owner[on] = -1
 
 
-def render_scene(rng: np.random.Generator, width: int, height: int, max_people: int
+def render_scene(rng: np.random.Generator, width: int, height: int, max_people: int, figure: str = "person"
                  ) -> tuple[np.ndarray, list[Instance]]:
-    """One image (H, W, 3) uint8 BGR and its annotations, all drawn from ``rng``."""
+    """One image (H, W, 3) uint8 BGR and its annotations, all drawn from ``rng``.
+
+    ``figure``: the kind of figure (:data:`FIGURES`: 'person', or 'animal' with its own joints)."""
+    if figure not in FIGURES:
+        raise ValueError(f"unknown synthetic figure {figure!r}; valid: {', '.join(FIGURES)}")
+    _random_figure, num_joints = FIGURES[figure]
     image = make_background(rng, width, height)
     owner = np.zeros((height, width), np.int16)
     instances: list[Instance] = []
@@ -241,7 +251,7 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
         for _ in range(1 if rng.random() < 0.5 else 2):
             fig = targets[int(rng.integers(len(targets)))]
             size = min(float(np.ptp(fig.keypoints[:, 1])) + 10.0, 0.8 * height)
-            center = fig.keypoints[int(rng.integers(K))] + rng.normal(0, 0.1, 2) * size
+            center = fig.keypoints[int(rng.integers(num_joints))] + rng.normal(0, 0.1, 2) * size
             _occluder(rng, image, owner, center, rng.uniform(0.2, 0.45) * size)
 
     sigma = rng.uniform(2, 7)
@@ -255,7 +265,7 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
         if area == 0:
             continue
         visible = float(np.count_nonzero(owner[mask > 0] == idx)) / area if fig is not None else 1.0
-        kps = np.zeros((K, 3))
+        kps = np.zeros((num_joints, 3))
         if fig is not None and has_kp:
             xy = fig.keypoints
             inside = (xy[:, 0] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= height - 1)

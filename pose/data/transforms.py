@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pose.keypoints import FLIP_PAIRS, UPPER_BODY_IDS
 
 
 def box_to_center_scale(box_xywh: Sequence[float], aspect_ratio: float, padding: float = 1.25,
@@ -129,8 +128,10 @@ def hflip_matrix(image_width: int) -> np.ndarray:
 
 
 def flip_joints(joints: np.ndarray, visible: np.ndarray, image_width: int,
-                flip_pairs: Sequence[tuple[int, int]] = FLIP_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+                flip_pairs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Mirror joints (K, 2+) image px and visibility (K,) horizontally (official ``fliplr_joints``).
+
+    ``flip_pairs``: the keypoint set's left/right joint index pairs (``KeypointSet.flip_pairs``).
 
     ``x = W - x - 1``, left/right pairs swapped; joints with visibility 0 get coordinates 0 (as
     the official code, which multiplies by the visibility). Returns new arrays.
@@ -154,11 +155,12 @@ def flip_center(center: np.ndarray, image_width: int) -> np.ndarray:
 
 
 def half_body_center_scale(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float,
-                           pixel_std: float = 200.0, upper_body_ids: Sequence[int] = UPPER_BODY_IDS,
+                           pixel_std: float, upper_body_ids: Sequence[int],
                            scale_factor: float = 1.5) -> tuple[np.ndarray, np.ndarray] | None:
     """Half-body crop (official ``half_body_transform``) for joints (K, 2) image px, visibility (K,).
 
-    Upper body when ``np.random.randn() < 0.5`` and more than 2 upper joints are labelled, else the
+    ``upper_body_ids``: the keypoint set's upper-body joints (``KeypointSet.upper_body``), the
+    others being the lower body. Upper body when ``np.random.randn() < 0.5`` and more than 2 upper joints are labelled, else the
     lower body when it has more than 2, else the upper body. ``None`` when fewer than 2 joints are
     chosen. The centre is the mean of the chosen joints; the size is their min/max extent, grown to
     ``aspect_ratio`` and multiplied by ``scale_factor`` (no padding). Returns float32 (2,), (2,).

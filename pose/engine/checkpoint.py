@@ -15,7 +15,7 @@ training checkpoint of an output folder, falling back to ``checkpoint.prev.pth``
 when ``checkpoint.pth`` is missing or corrupt, and raises when checkpoints exist but none can be read
 (so a broken folder is never silently restarted from scratch over the old files).
 
-A training checkpoint (see ``pose.engine.trainer``) is a dict with at least ``model`` (the
+A training checkpoint (see ``pose.engine.resume``) is a dict with at least ``model`` (the
 unwrapped state_dict), ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``iteration``,
 ``best_ap``, ``config`` (``pose.config.to_dict``) and ``rng`` (:func:`rng_state`).
 ``model_best.pth`` holds ``model``, ``config``, ``epoch`` and ``AP`` only.

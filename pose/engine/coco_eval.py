@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pose.data.json_io import load_json
+from pose.keypoints import KeypointSet, KeypointSetError, from_categories
 from pose.engine.results_io import RESULTS_SCHEMA, EvalError, check_results  # noqa: F401 (re-exported)
 from pose.engine.tables import metrics_table
 
@@ -47,16 +48,23 @@ def _backend_modules(backend: str):
     raise ValueError(f"unknown eval backend {backend!r}; valid: {', '.join(BACKENDS)}")
 
 
-def _num_joints(gt: dict) -> int | None:
-    for cat in gt.get("categories", []):
-        if cat.get("id") == 1 and isinstance(cat.get("keypoints"), list):
-            return len(cat["keypoints"])
-    return None
+def _declared_set(gt: dict, path: Path) -> KeypointSet | None:
+    categories = gt.get("categories")
+    if not isinstance(categories, list) or not any(isinstance(c, dict) and "keypoints" in c for c in categories):
+        return None
+    try:
+        return from_categories(categories, str(path))[0]
+    except KeypointSetError as exc:
+        raise EvalError(str(exc)) from None
 
 
 def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLike,
-                       backend: str = "pycocotools") -> dict[str, float]:
+                       backend: str = "pycocotools", sigmas: np.ndarray | None = None) -> dict[str, float]:
     """The ten COCO keypoint stats of ``results_file`` against ``gt_file`` -> {name: value}.
+
+    ``sigmas`` (K,): the keypoint set's OKS sigmas, given to the evaluation as
+    ``params.kpt_oks_sigmas``; None takes those of the set the file's keypoint category declares
+    (:func:`pose.keypoints.from_categories`; COCO's official values for COCO's names).
 
     Keys (in order): AP, AP .5, AP .75, AP (M), AP (L), AR, AR .5, AR .75, AR (M), AR (L).
     """
@@ -70,7 +78,14 @@ def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLi
     if not gt_data["annotations"]:
         raise EvalError(f"{gt_path}: has no annotations, so there is nothing to evaluate against")
     results = load_json(res_path, "keypoint results file")
-    results = check_results(results, res_path, num_joints=_num_joints(gt_data),
+    declared = _declared_set(gt_data, gt_path)
+    if sigmas is None:
+        if declared is None:
+            raise EvalError(f"{gt_path}: no category declares its 'keypoints' names, so the OKS sigmas are "
+                            "unknown; pass the keypoint set's sigmas")
+        sigmas = declared.oks_sigmas
+    sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    results = check_results(results, res_path, num_joints=len(sigmas),
                             known_image_ids={img["id"] for img in gt_data["images"]},
                             known_name=f"the ground truth {gt_path}")
     captured = io.StringIO()
@@ -87,6 +102,7 @@ def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLi
                           "categories": list(gt_data.get("categories", []))}
             dt.createIndex()
         coco_eval = eval_cls(gt, dt, "keypoints")
+        coco_eval.params.kpt_oks_sigmas = sigmas
         if backend == "pycocotools":  # as the official code (a no-op for keypoints); faster-coco-eval
             coco_eval.params.useSegm = None  # would read it as a switch to box evaluation
         coco_eval.evaluate()

@@ -12,6 +12,10 @@ The official pipeline (``lib/core/function.py`` ``validate``, ``lib/dataset/coco
 4. OKS NMS per image at ``oks_nms_thresh`` (or soft OKS NMS), areas ``prod(scale * pixel_std)``;
 5. the kept instances written as COCO keypoint results, evaluated by ``COCOeval`` from that file.
 
+Every step that depends on the joints takes the dataset's keypoint set (``dataset.keypoints``):
+the flip index (through the codec) and the OKS sigmas of NMS and of the evaluation. On
+ground-truth boxes, PCK / AUC / EPE (:mod:`pose.engine.metrics`) are added to the stats.
+
 Under ``torch.distributed`` each rank infers the shard ``indices rank::world``; rank 0 gathers the
 predictions, post-processes, writes and evaluates, and the stats are broadcast to every rank.
 """
@@ -33,6 +37,7 @@ from pose.data.image_io import prepare_opencv_for_fork
 from pose.data.topdown import decode_to_image, network_heatmaps, rescore
 from pose.engine import runtime
 from pose.engine.coco_eval import STAT_NAMES, format_stats_table
+from pose.engine.metrics import keypoint_metrics
 from pose.engine.nms import nms_per_image
 from pose.engine.protocols import dataset_protocol, finish_mpii, results_file_stats, stats_table
 from pose.engine.results_io import write_json_atomic, write_keypoint_results
@@ -137,13 +142,25 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     return Predictions.concatenate(parts, num_joints)
 
 
-def postprocess(preds: Predictions, *, kpt_score_thresh: float = 0.2, oks_thresh: float = 0.9,
-                soft_nms: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Rescoring and OKS NMS per image -> (kept indices into ``preds`` (M,), instance scores (N,))."""
+def postprocess(preds: Predictions, *, sigmas: np.ndarray, kpt_score_thresh: float = 0.2,
+                oks_thresh: float = 0.9, soft_nms: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Rescoring and OKS NMS per image with the keypoint set's ``sigmas`` (K,) -> (kept indices into
+    ``preds`` (M,), instance scores (N,))."""
     scores = rescore(preds.maxvals, preds.box_scores, kpt_score_thresh)
     keep = nms_per_image(preds.keypoints(), scores, preds.areas, preds.image_ids, thresh=oks_thresh,
-                         soft=soft_nms)
+                         soft=soft_nms, sigmas=sigmas)
     return keep, scores
+
+
+def gt_box_metrics(preds: Predictions, dataset) -> dict[str, float]:
+    """PCK / AUC / EPE (:mod:`pose.engine.metrics`) of every crop against its own ground-truth box
+    (``dataset.records[i]``: ``joints`` (K, 3), ``box`` x, y, w, h)."""
+    records = [dataset.records[i] for i in preds.indices.tolist()]
+    if not records:
+        return {}
+    gt = np.stack([r["joints"] for r in records])
+    sizes = np.array([max(float(r["box"][2]), float(r["box"][3])) for r in records])
+    return keypoint_metrics(preds.coords, gt[..., :2], gt[..., 2], sizes)
 
 
 def results_paths(output_dir: str | os.PathLike, image_set: str) -> tuple[Path, Path]:
@@ -166,10 +183,13 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
         return finish_mpii(preds.coords, preds.indices, dataset, output_dir, name=cfg.model.arch, verbose=verbose)
     results_file, stats_file = results_paths(output_dir, dataset.image_set)
     t0 = time.perf_counter()
-    keep, scores = postprocess(preds, kpt_score_thresh=cfg.test.kpt_score_thresh,
+    keep, scores = postprocess(preds, sigmas=dataset.keypoints.oks_sigmas, kpt_score_thresh=cfg.test.kpt_score_thresh,
                                oks_thresh=cfg.test.oks_nms_thresh, soft_nms=cfg.test.soft_nms)
     t1 = time.perf_counter()
-    write_keypoint_results(results_file, preds.image_ids[keep], preds.keypoints()[keep], scores[keep])
+    # Each result under its annotation's (or detection's) keypoint category, as the file numbers them.
+    categories = np.array([dataset.records[i].get("category_id", 1) for i in preds.indices[keep].tolist()], np.int64)
+    write_keypoint_results(results_file, preds.image_ids[keep], preds.keypoints()[keep], scores[keep],
+                           category_ids=categories)
     t2 = time.perf_counter()
     logger.info("%d predictions, %d after %sOKS NMS (%.2f s); results written to %s (%.2f s)", len(preds),
                 len(keep), "soft " if cfg.test.soft_nms else "", t1 - t0, results_file, t2 - t1)
@@ -184,10 +204,15 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
         logger.warning("no predictions for %s: AP and AR are 0", dataset.image_set)
     stats = results_file_stats(dataset, results_file, backend=cfg.test.eval_backend)
     logger.info("%s evaluation (%s): %.2f s", protocol, cfg.test.eval_backend, time.perf_counter() - t2)
+    extra = gt_box_metrics(preds, dataset) if dataset.use_gt_bbox else {}
+    stats.update(extra)
     write_json_atomic(stats_file, stats, indent=2)
     if verbose:
         print(f"{dataset.image_set}: {len(keep)} instances evaluated ({cfg.test.eval_backend}), "
               f"stats written to {stats_file}")
+        if extra:
+            print("  ".join(f"{k} {v:.3f}" if k != "EPE" else f"EPE {v:.2f} px" for k, v in extra.items())
+                  + "  (ground-truth boxes; PCK normalised by the box size, AUC by 30 px)")
         print(stats_table(protocol, stats, name=cfg.model.arch))
     return stats
 
@@ -203,7 +228,8 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     ``output_dir/results/keypoints_{set}_results.json`` and, when the split has keypoint ground
     truth, ``stats_{set}.json``; prints the table on rank 0 when ``verbose``.
 
-    Returns the ten stats {'AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', ...} on every rank,
+    Returns the protocol's stats on every rank (COCO: the ten {'AP', 'AP .5', 'AP .75', 'AP (M)',
+    'AP (L)', 'AR', ...}; with ground-truth boxes also 'PCK@0.05', 'AUC' and 'EPE'),
     or {} for a split without keypoint ground truth. Under ``torch.distributed`` every rank must call it.
     """
     device = runtime.resolve_device(device)

@@ -15,7 +15,7 @@ import numpy as np
 from pose.data.json_io import load_json
 from pose.engine.nms import joint_similarity, mean_similarity
 from pose.engine.results_io import check_results
-from pose.keypoints import KEYPOINT_NAMES, OKS_SIGMAS
+from pose.keypoints import KeypointSet, KeypointSetError, from_categories
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class KeypointAccuracy:
     one labelled joint) whose joint k is labelled, the fraction that were matched to a predicted
     person whose joint k has an OKS term ``exp(-d^2 / (2 s^2 kappa_k^2)) >= term_thresh``, where d
     is the image-px distance, ``s^2`` the ground-truth area and ``kappa_k = 2 * sigma_k`` (the
-    COCO per-keypoint constants, ``OKS_SIGMAS``). This is exactly the per-joint factor inside
+    keypoint set's per-joint sigmas, for COCO pycocotools' ``kpt_oks_sigmas``). This is exactly the per-joint factor inside
     COCO's OKS, so 0.5 means "this joint alone would pass an OKS threshold of 0.5".
     Unmatched ground-truth people count as failures for each of their labelled joints.
     """
@@ -40,6 +40,7 @@ class KeypointAccuracy:
     num_matched: int
     term_thresh: float
     match_oks: float
+    sides: tuple[str, ...] = ()  # 'left' / 'right' / 'centre' per joint (bar colours)
 
     def to_dict(self) -> dict:
         def num(v: float) -> float | None:
@@ -103,7 +104,7 @@ def keypoint_oks_accuracy(
     *,
     term_thresh: float = 0.5,
     match_oks: float = 0.1,
-    sigmas: np.ndarray = OKS_SIGMAS,
+    keypoints: KeypointSet | None = None,
 ) -> KeypointAccuracy:
     """Per-keypoint OKS accuracy (see :class:`KeypointAccuracy` for the definition).
 
@@ -115,7 +116,8 @@ def keypoint_oks_accuracy(
         match_oks: predictions are matched to ground truth per image, highest score first, each
             to the unmatched ground-truth person of highest OKS, when that OKS is at least this
             (low, so that a person whose joints are half right still counts its good joints).
-        sigmas: (K,) per-keypoint OKS sigmas (default COCO's).
+        keypoints: the keypoint set (names, OKS sigmas); default: the one the ground truth's
+            keypoint category declares (:func:`pose.keypoints.from_categories`).
     """
     gt_name = str(gt) if not isinstance(gt, Mapping) else "the ground truth"
     res_name = str(results) if isinstance(results, (str, os.PathLike)) else "the results"
@@ -125,7 +127,12 @@ def keypoint_oks_accuracy(
         results = load_json(results, "results file")
     if not isinstance(gt, Mapping) or "annotations" not in gt or "images" not in gt:
         raise ValueError(f"{gt_name}: not a COCO annotation file (needs 'images' and 'annotations')")
-    sigmas = np.asarray(sigmas, dtype=np.float64)
+    if keypoints is None:
+        try:
+            keypoints, _ = from_categories(gt.get("categories"), gt_name)
+        except KeypointSetError as exc:
+            raise ValueError(f"{exc}; or pass the keypoint set (keypoints=...)") from None
+    sigmas = keypoints.oks_sigmas
     k = len(sigmas)
     results = check_results(results, res_name, num_joints=k, known_image_ids={im["id"] for im in gt["images"]},
                             known_name=gt_name)
@@ -146,7 +153,6 @@ def keypoint_oks_accuracy(
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(labelled > 0, correct / np.maximum(labelled, 1), np.nan)
         mean_term = np.where(term_count > 0, term_sum / np.maximum(term_count, 1), np.nan)
-    names = KEYPOINT_NAMES if k == len(KEYPOINT_NAMES) else tuple(f"joint {i}" for i in range(k))
-    return KeypointAccuracy(names=tuple(names), accuracy=accuracy, correct=correct, labelled=labelled,
+    return KeypointAccuracy(names=keypoints.names, accuracy=accuracy, correct=correct, labelled=labelled,
                             mean_term=mean_term, num_gt=num_gt, num_matched=num_matched,
-                            term_thresh=term_thresh, match_oks=match_oks)
+                            term_thresh=term_thresh, match_oks=match_oks, sides=keypoints.sides)

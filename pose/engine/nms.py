@@ -4,7 +4,8 @@ Semantics follow the official HRNet / SimpleBaseline ``lib/nms/nms.py``:
 
 - ``e = d^2 / (2 sigma)^2 / ((area_i + area_j) / 2 + eps) / 2`` per joint (``eps`` = ``np.spacing(1)``),
   OKS = the mean of ``exp(-e)`` over the joints. Areas are in image px^2 (the official
-  ``prod(scale * 200)``), sigmas are COCO's divided by 10.
+  ``prod(scale * 200)``); the sigmas are the keypoint set's (``KeypointSet.oks_sigmas``: for COCO,
+  pycocotools' values, which are the official ones divided by 10).
 - ``vis_thresh`` (official ``in_vis_thre``, unused by the official evaluation): only joints whose
   score exceeds it count. The official test reads ``list(vg > t) and list(vd > t)``, which in Python
   is the second list, so only the *candidate's* joint scores (the instance being compared against
@@ -24,8 +25,6 @@ that OKS matrices and the greedy loop are computed for many images at once.
 from collections.abc import Sequence
 
 import numpy as np
-
-from pose.keypoints import OKS_SIGMAS
 
 SOFT_MAX_DETS = 20  # official soft_oks_nms keeps at most this many instances per image
 _EPS = np.spacing(1)
@@ -47,7 +46,7 @@ def _variances(sigmas, num_joints: int) -> np.ndarray:
 
 
 def joint_similarity(sq_dist: np.ndarray, area: np.ndarray | float,
-                     sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS) -> np.ndarray:
+                     sigmas: Sequence[float] | np.ndarray) -> np.ndarray:
     """The per-joint OKS terms ``exp(-d^2 / (2 sigma)^2 / (area + eps) / 2)`` (float64).
 
     ``sq_dist`` (..., K) squared image-px distances, ``area`` broadcastable to (..., 1) (image px^2:
@@ -70,8 +69,8 @@ def mean_similarity(terms: np.ndarray, visible: np.ndarray | None = None) -> np.
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
-def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, areas_d: np.ndarray,
-            sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS, vis_thresh: float | None = None) -> np.ndarray:
+def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, areas_d: np.ndarray, *,
+            sigmas: Sequence[float] | np.ndarray, vis_thresh: float | None = None) -> np.ndarray:
     """OKS of one instance ``g`` (K, 3) against ``d`` (M, K, 3); areas in image px^2 -> (M,) float64.
 
     ``vis_thresh``: count only joints whose score in ``d`` exceeds it (see the module docstring).
@@ -88,7 +87,7 @@ def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, areas_d: np.ndarray,
     return mean_similarity(terms, None if vis_thresh is None else d[..., 2] > vis_thresh)
 
 
-def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS,
+def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, *, sigmas: Sequence[float] | np.ndarray,
                vis_thresh: float | None = None) -> np.ndarray:
     """Pairwise OKS: ``keypoints`` (..., N, K, 3), ``areas`` (..., N) -> (..., N, N) float64.
 
@@ -168,8 +167,8 @@ def _greedy_ranked(kp: np.ndarray, areas: np.ndarray, valid: np.ndarray, thresh:
     return kept
 
 
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
-            sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS, vis_thresh: float | None = None) -> list[int]:
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9, *,
+            sigmas: Sequence[float] | np.ndarray, vis_thresh: float | None = None) -> list[int]:
     """Greedy OKS NMS on one image's instances -> kept indices, highest score first.
 
     Args:
@@ -203,8 +202,8 @@ def _soft_from_matrix(oks: np.ndarray, scores: np.ndarray, thresh: float, max_de
     return keep
 
 
-def soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9,
-                 sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS, vis_thresh: float | None = None,
+def soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thresh: float = 0.9, *,
+                 sigmas: Sequence[float] | np.ndarray, vis_thresh: float | None = None,
                  max_dets: int = SOFT_MAX_DETS) -> list[int]:
     """Soft OKS NMS (official variant) on one image -> kept indices in pick order (at most ``max_dets``).
 
@@ -215,7 +214,7 @@ def soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, t
     kp, scores, areas = _check_inputs(keypoints, scores, areas)
     if kp.shape[0] == 0:
         return []
-    return _soft_from_matrix(oks_matrix(kp, areas, sigmas, vis_thresh), scores, thresh, max_dets)
+    return _soft_from_matrix(oks_matrix(kp, areas, sigmas=sigmas, vis_thresh=vis_thresh), scores, thresh, max_dets)
 
 
 def group_by_image(image_ids: np.ndarray) -> list[np.ndarray]:
@@ -233,7 +232,7 @@ def group_by_image(image_ids: np.ndarray) -> list[np.ndarray]:
 
 
 def nms_per_image(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, image_ids: np.ndarray, *,
-                  thresh: float = 0.9, soft: bool = False, sigmas: Sequence[float] | np.ndarray = OKS_SIGMAS,
+                  thresh: float = 0.9, soft: bool = False, sigmas: Sequence[float] | np.ndarray,
                   vis_thresh: float | None = None) -> np.ndarray:
     """OKS NMS (or soft OKS NMS) within each image of a results set -> kept global indices (int64).
 
@@ -265,7 +264,7 @@ def nms_per_image(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, 
             for start in range(0, members.size, per_chunk):
                 chunk = members[start:start + per_chunk]
                 idx = np.stack([groups[m] for m in chunk])  # input order: the official argsort runs inside
-                oks = oks_matrix(kp[idx], areas[idx], sigmas, vis_thresh)
+                oks = oks_matrix(kp[idx], areas[idx], sigmas=sigmas, vis_thresh=vis_thresh)
                 for row, m in enumerate(chunk):
                     local = _soft_from_matrix(oks[row], scores[idx[row]], thresh, SOFT_MAX_DETS)
                     kept[m] = idx[row][local].tolist()

@@ -51,8 +51,9 @@ def main_metric(protocol: str) -> str:
 def results_file_stats(dataset, results_file: str | os.PathLike, *, backend: str = "pycocotools") -> dict[str, float]:
     """The stats of a COCO-format keypoint results file against ``dataset.annotation_file``."""
     if dataset_protocol(dataset) == "crowdpose":
-        return crowdpose_keypoint_eval(dataset.annotation_file, results_file, sigmas=dataset.keypoints.sigmas)
-    return coco_keypoint_eval(dataset.annotation_file, results_file, backend=backend)
+        return crowdpose_keypoint_eval(dataset.annotation_file, results_file, sigmas=dataset.keypoints.oks_sigmas)
+    return coco_keypoint_eval(dataset.annotation_file, results_file, backend=backend,
+                              sigmas=dataset.keypoints.oks_sigmas)
 
 
 def stats_table(protocol: str, stats: dict[str, float], name: str | None = None) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from pose.atomic_io import atomic_write_bytes
 
-RESULTS_SCHEMA = "a JSON list of {image_id: int, category_id: 1, keypoints: [x, y, score] * K, score: number}"
+RESULTS_SCHEMA = "a JSON list of {image_id: int, category_id: int, keypoints: [x, y, score] * K, score: number}"
 
 
 class EvalError(ValueError):
@@ -25,10 +25,11 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = No
 
 
 def keypoint_results(image_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-                     category_id: int = 1) -> list[dict]:
+                     category_ids: int | np.ndarray = 1) -> list[dict]:
     """COCO keypoint results: ``{image_id, category_id, keypoints: [x, y, score] * K, score}`` per instance.
 
-    image_ids (N,), keypoints (N, K, 3) image px + joint score, scores (N,) instance scores.
+    image_ids (N,), keypoints (N, K, 3) image px + joint score, scores (N,) instance scores,
+    category_ids: one id for all (COCO's person: 1) or (N,) (the annotation file's keypoint categories).
     Values are written at full precision (float32 values as exact doubles, as the official code).
     """
     keypoints = np.asarray(keypoints)
@@ -39,14 +40,15 @@ def keypoint_results(image_ids: np.ndarray, keypoints: np.ndarray, scores: np.nd
     flat = keypoints.reshape(n, -1).astype(np.float64).tolist()
     ids = np.asarray(image_ids).astype(np.int64).tolist()
     scores = np.asarray(scores, dtype=np.float64).tolist()
-    return [{"image_id": i, "category_id": category_id, "keypoints": k, "score": s}
-            for i, k, s in zip(ids, flat, scores)]
+    cats = np.broadcast_to(np.asarray(category_ids, np.int64), (n,)).tolist()
+    return [{"image_id": i, "category_id": c, "keypoints": k, "score": s}
+            for i, c, k, s in zip(ids, cats, flat, scores)]
 
 
 def write_keypoint_results(path: str | os.PathLike, image_ids: np.ndarray, keypoints: np.ndarray,
-                           scores: np.ndarray) -> Path:
+                           scores: np.ndarray, category_ids: int | np.ndarray = 1) -> Path:
     """Write :func:`keypoint_results` to ``path`` atomically; returns the path."""
-    return write_json_atomic(path, keypoint_results(image_ids, keypoints, scores))
+    return write_json_atomic(path, keypoint_results(image_ids, keypoints, scores, category_ids))
 
 
 def _is_real(v: Any) -> bool:

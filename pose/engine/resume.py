@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pose.config import Config, ConfigError, config_diff, from_dict, to_dict
+from pose.config import Config, ConfigError, config_diff, from_dict, legacy_keypoints, to_dict
 from pose.engine import checkpoint as ckpt_io
 from pose.engine.checkpoint import CheckpointError
 from pose.engine.stopping import TrainingError
@@ -105,7 +105,7 @@ def restore(ckpt: dict[str, Any], path: Path, cfg: Config, model: nn.Module, opt
             is_main: bool) -> TrainState:
     """Load a training checkpoint into the run's objects; clear errors for a mismatched file."""
     try:
-        saved = from_dict(ckpt["config"], source=f"the config saved in {path}")
+        saved = legacy_keypoints(from_dict(ckpt["config"], source=f"the config saved in {path}"))
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {path}: its saved config is not valid for this version ({exc})") from None
     allowed = check_resume_config(saved, cfg, path)

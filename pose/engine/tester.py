@@ -16,9 +16,10 @@ import os
 from pathlib import Path
 
 from pose.config import Config, save_config
-from pose.data import build_dataset
+from pose.data import build_dataset, with_dataset_keypoints
 from pose.engine import runtime
 from pose.engine.evaluator import evaluate, results_paths
+from pose.engine.keypoint_source import resolve_run_keypoints
 from pose.models import build_model, load_weights
 
 logger = logging.getLogger(__name__)
@@ -53,13 +54,15 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     """
     path = resolve_weights(cfg, weights)
     dev, rank, _ = runtime.init_distributed(device or cfg.device)
+    cfg = resolve_run_keypoints(cfg, path, fallback=None)  # else the dataset's category decides
+    dataset = build_dataset(cfg, "val")
+    cfg = with_dataset_keypoints(cfg, dataset)
     model = build_model(cfg, pretrained=False, verbose=False)
     report = load_weights(model, path, strict=True)
     if verbose and rank == 0:
         print(f"=> weights {path}: {report}")
     model.to(dev)
     precision = runtime.resolve_amp(amp or cfg.test.amp, dev)
-    dataset = build_dataset(cfg, "val")
     if verbose and rank == 0:
         boxes = "ground-truth boxes" if cfg.test.use_gt_bbox else f"detections {cfg.data.det_file}"
         print(f"=> {dataset.image_set}: {len(dataset)} person crops ({boxes}), flip test "

@@ -52,8 +52,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pose.config import Config, save_config
-from pose.data import build_dataset
+from pose.config import Config, loss_joint_weights, save_config
+from pose.data import build_dataset, with_dataset_keypoints
 from pose.engine import checkpoint as ckpt_io
 from pose.engine import runtime
 from pose.engine.curves import plot_training_curves
@@ -73,7 +73,7 @@ from pose.engine.stopping import (
     workers_shut_down_at_exit,
 )
 from pose.engine.tensorboard_log import TensorBoardLog, open_tensorboard
-from pose.models import build_model
+from pose.models import build_model, load_for_finetuning
 
 logger = logging.getLogger("pose.train")
 
@@ -352,7 +352,7 @@ def _validate(run: Run, record: dict[str, Any]) -> dict[str, float]:
     record.update(stats)
     record["val_time_s"] = round(time.perf_counter() - t1, 3)
     ap = stats.get(run.metric)
-    if ap is not None and ap > state.best_ap:
+    if ap is not None and ap >= state.best_ap:  # official: a tie moves the best to the later epoch
         state.best_ap, state.best_epoch = float(ap), state.epoch
         if run.is_main:
             save_best(run.model, run.cfg, run.out, state.epoch, float(ap), run.metric)
@@ -367,9 +367,15 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     t, out = cfg.train, Path(cfg.output_dir)
     is_main = rank == 0
     _configure_determinism(t.deterministic, device)
+    # The training data resolve the keypoint set (data.keypoints, model.num_joints) before anything
+    # is built from the config; the resolved config is what gets saved and checked on resume.
+    train_set = build_dataset(cfg, "train")
+    cfg = with_dataset_keypoints(cfg, train_set)
+    val_set = build_dataset(cfg, "val")
     model = _build_model(cfg, device, rank, is_main)
     criterion = build_loss(use_target_weight=t.use_target_weight, ohkm=t.ohkm, ohkm_topk=t.ohkm_topk,
-                           joint_weights=t.joint_weights, num_joints=cfg.model.num_joints).to(device)
+                           joint_weights=loss_joint_weights(cfg, train_set.keypoints),
+                           num_joints=cfg.model.num_joints).to(device)
     optimizer = build_optimizer(model, name=t.optimizer, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
                                 nesterov=t.nesterov)
     scheduler = build_scheduler(optimizer, lr_steps=t.lr_steps, lr_factor=t.lr_factor, schedule=t.lr_schedule,
@@ -377,14 +383,14 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     amp = runtime.resolve_amp(t.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     state, resumed_from = _start_or_resume(cfg, resume, out, model, optimizer, scheduler, scaler, world, is_main)
-    train_set, val_set = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     loader = build_train_loader(train_set, seed=cfg.seed, batch_size=t.batch_size, workers=t.workers, rank=rank,
                                 world=world, pin_memory=device.type == "cuda")
     iters_per_epoch = math.ceil(loader.sampler.per_rank / t.batch_size)
     if t.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, t.max_iters_per_epoch)
+    # A resumed run hides the steps the interrupted one logged after its checkpoint (a SIGKILL).
     board = open_tensorboard(out, enabled=t.tensorboard, is_main=is_main,
-                             purge_step=state.global_step if resumed_from else None)
+                             purge_step=state.global_step + 1 if resumed_from else None)
     net, compiled = _training_module(cfg, model, device, world, is_main)
     run = Run(cfg=cfg, out=out, device=device, rank=rank, world=world, amp=amp, model=model, net=net,
               criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
@@ -412,6 +418,10 @@ def _build_model(cfg: Config, device: torch.device, rank: int, is_main: bool) ->
     report = getattr(model, "pretrained_report", None)
     if report is not None and is_main:
         logger.info("=> ImageNet backbone %s: %s", cfg.model.pretrained, report)
+    if cfg.model.finetune_from:  # another keypoint set's weights: all but a final layer of another size
+        report = load_for_finetuning(model, cfg.model.finetune_from)
+        if is_main:
+            logger.info("=> fine-tuning from %s", report)
     _seed_everything(cfg.seed + rank)
     model.to(device)
     if cfg.train.channels_last:

@@ -2,11 +2,13 @@
 
 * :func:`load_weights`: a whole network (strict by default), e.g. ``pose_hrnet_w32_256x192.pth``
   or one of our own checkpoints.
+* :func:`load_for_finetuning`: a whole network trained on another keypoint set: everything but
+  the final layer (``final_layer.*``), which is skipped when its joint count differs.
 * :func:`load_backbone`: ImageNet weights (``resnet50-19c8e357.pth``, ``hrnet_w32-36af842e.pth``)
   into the backbone part of a network; the classification head and any other key outside the
   model's ``backbone_prefixes`` is ignored (and reported), a shape clash is an error.
 
-Both accept a raw state dict or a checkpoint dict with a ``state_dict`` or ``model`` entry, and strip
+All accept a raw state dict or a checkpoint dict with a ``state_dict`` or ``model`` entry, and strip
 a leading ``module.`` (DataParallel / DDP). Files are read with ``torch.load(weights_only=True)``:
 tensors and plain containers only, never arbitrary pickled code.
 """
@@ -16,6 +18,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+
+# The layer that maps features to one heatmap per joint: the only part tied to the keypoint set.
+FINAL_LAYER = "final_layer."
 
 
 class WeightsError(RuntimeError):
@@ -37,6 +43,7 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +57,10 @@ class LoadReport:
             if keys:
                 lines.append(f"  {len(keys)} {title}:")
                 lines += [f"    {s}" for s in group_keys(keys, max_lines)]
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} skipped (fine-tuning to another keypoint set: file vs network, "
+                         "left as initialised):")
+            lines += [f"    {key}: {list(a)} vs {list(b)}" for key, a, b in self.skipped]
         if self.mismatched:
             lines.append(f"  {len(self.mismatched)} with a different shape (file vs network):")
             for key, a, b in self.mismatched[:max_lines]:
@@ -173,10 +184,35 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Loa
     report = LoadReport(str(path))
     usable = _compare(model, sd, report)
     if strict and not report.ok:
+        hint = ""
+        if report.mismatched and all(k.startswith(FINAL_LAYER) for k, _, _ in report.mismatched):
+            file_k, net_k = report.mismatched[0][1][0], report.mismatched[0][2][0]
+            hint = (f"\nthe file's weights are for {file_k} joints, the network has {net_k} (data.keypoints): "
+                    "to start from them on this keypoint set, set model.finetune_from to the file")
         raise WeightsError(f"weights file {path} does not match {type(model).__name__} "
-                           f"(strict loading):\n{report.format()}")
+                           f"(strict loading):\n{report.format()}{hint}")
     if not usable:
         raise WeightsError(f"weights file {path}: no tensor fits {type(model).__name__}\n{report.format()}")
+    _apply(model, usable)
+    return report
+
+
+def load_for_finetuning(model: nn.Module, path: str | Path) -> LoadReport:
+    """Load a network trained on any keypoint set into ``model`` to fine-tune it on its own set.
+
+    Every tensor is loaded except the final layer's (``final_layer.*``: one output channel per
+    joint) when its shape differs; those are ``skipped`` in the report and stay as initialised.
+    Anything else that does not fit (another architecture, PSA or not) raises :class:`WeightsError`
+    naming the file and the keys.
+    """
+    sd = read_state_dict(path)
+    report = LoadReport(str(path))
+    usable = _compare(model, sd, report)
+    report.skipped = [m for m in report.mismatched if m[0].startswith(FINAL_LAYER)]
+    report.mismatched = [m for m in report.mismatched if not m[0].startswith(FINAL_LAYER)]
+    if not report.ok:
+        raise WeightsError(f"weights file {path} does not fit {type(model).__name__} beyond its final layer "
+                           f"(model.finetune_from needs the same architecture):\n{report.format()}")
     _apply(model, usable)
     return report
 
