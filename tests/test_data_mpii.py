@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -115,6 +116,11 @@ def test_bad_annotations_are_named(mpii_root, change, match):
     (root / "annot" / "valid.json").write_text(json.dumps(entries))
     with pytest.raises(DatasetError, match=match):
         MpiiKeypoints(root=root, image_set="valid", codec=_codec(), train=False)
+
+
+def test_reduced_decode_is_refused(mpii_root):
+    with pytest.raises(ValueError, match="data.reduced_decode=false"):
+        MpiiKeypoints(root=mpii_root[0], image_set="valid", codec=_codec(), train=False, reduced_decode=True)
 
 
 def test_missing_layout_is_named(tmp_path):
@@ -257,5 +263,7 @@ def test_real_samples_load_crop_and_draw(tmp_path):
         weight = item["target_weight"].view(-1).numpy()
         assert (weight[labelled] == 1).all()
     image = cv2.imread(str(root / "images" / ds.records[0]["file_name"]))
-    drawn = draw_skeleton(image, ds.records[0]["joints"] + np.float32([1, 1, 0]))
+    joints = ds.records[0]["joints"] + np.float32([1, 1, 0])
+    drawn = draw_skeleton(image, joints, kset=MPII16)
+    assert (drawn != draw_skeleton(image, joints, kset=replace(MPII16, skeleton=()))).any()  # the limbs
     assert drawn.shape == image.shape and (drawn != image).any()

@@ -1,34 +1,30 @@
 """CrowdPose: COCO-format person keypoints with 14 joints (``pose.keypoints.CROWDPOSE14``).
 
-The dataset is :class:`pose.data.coco.CocoKeypoints` (same layout, filters, crops and targets)
+The dataset is :class:`pose.data.coco.CocoKeypoints` (same filters, crops and targets)
 with two differences: CrowdPose's annotation files carry no ``area``, so an annotation without
 one takes its box area for the ``area > 0`` filter (the evaluation uses 0.53 x the box area, as
 crowdposetools; see ``pose.engine.crowdpose_eval``), and evaluation follows the CrowdPose
 protocol (``protocol = 'crowdpose'``: AP/AR with at most 20 people per image, AP by crowd index).
 
-Layout (CrowdPose's files renamed or linked into the COCO layout)::
+CrowdPose's own layout is read through ``ann_file='annotations/crowdpose_{set}.json'`` and
+``image_dir='images'`` (``data.ann_file`` / ``data.image_dir``, as the CrowdPose configs set them)::
 
-    annotations/person_keypoints_{image_set}.json   (crowdpose_train.json, crowdpose_val.json, ...)
-    images/{image_set}/{file_name}                 (CrowdPose's images/ holds every split)
+    annotations/crowdpose_{trainval,test}.json   (CrowdPose's files; images carry 'crowdIndex')
+    images/{file_name}                           (CrowdPose's images/ holds every split)
+
+The joints are those the file's category names (CrowdPose's 14: ``pose.keypoints.CROWDPOSE14``).
 """
 
 from pathlib import Path
 from typing import Any
 
 from pose.data.coco import CocoKeypoints
-from pose.keypoints import CROWDPOSE14
 
 
 class CrowdPoseKeypoints(CocoKeypoints):
     """CrowdPose person crops with heatmap targets; arguments as :class:`CocoKeypoints`."""
 
     protocol = "crowdpose"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.keypoints = CROWDPOSE14
-        self._flip_pairs = CROWDPOSE14.flip_pairs
-        self._upper_ids = CROWDPOSE14.upper_body
 
     def _validate_annotations(self, path: Path, data: Any) -> None:
         # Called on the freshly parsed file, before the index is built: the missing areas are

@@ -76,8 +76,10 @@ class MpiiKeypoints(CocoKeypoints):
     Args:
         root: dataset root (``annot/`` and ``images/``).
         image_set: 'train', 'valid' or 'test' (``annot/{image_set}.json``).
-        codec, train, aug, color_rgb, mean, std, pixel_std, skip_corrupt_images, reduced_decode,
-            cache_images: as :class:`pose.data.coco.CocoKeypoints`.
+        codec, train, aug, color_rgb, mean, std, pixel_std, skip_corrupt_images, cache_images: as
+            :class:`pose.data.coco.CocoKeypoints`.
+        reduced_decode: must be False (the reduced decode checks the image size the annotations give,
+            and MPII's give none).
 
     Attributes: ``gt_file`` (``annot/gt_{image_set}.mat``, for PCKh), ``has_ground_truth``
     (the annotation entries carry joints).
@@ -90,14 +92,15 @@ class MpiiKeypoints(CocoKeypoints):
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
                  pixel_std: float = 200.0, skip_corrupt_images: bool = False, reduced_decode: bool = False,
                  cache_images: bool = False) -> None:
+        if reduced_decode:
+            raise ValueError("data.reduced_decode needs each image's size from the annotations, which MPII's "
+                             "do not carry; set data.reduced_decode=false for data.dataset=mpii")
         self.keypoints = MPII16
         self.has_ground_truth = False
         super().__init__(root=root, image_set=image_set, codec=codec, train=train, aug=aug, use_gt_bbox=True,
                          color_rgb=color_rgb, mean=mean, std=std, pixel_std=pixel_std,
                          skip_corrupt_images=skip_corrupt_images, keypoints=MPII16,
                          reduced_decode=reduced_decode, cache_images=cache_images)
-        self._flip_pairs = MPII16.flip_pairs
-        self._upper_ids = MPII16.upper_body
         self.gt_file = self.root / "annot" / f"gt_{image_set}.mat"
 
     def _check_layout(self) -> None:
