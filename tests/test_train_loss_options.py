@@ -52,3 +52,26 @@ def test_ohkm_top_k_defaults_to_the_official_8():
     assert inspect.signature(build_loss).parameters["ohkm_topk"].default == 8
     from pose.config import Config
     assert Config().train.ohkm_topk == 8
+
+
+def mse_by_hand(pred, gt, weight, joint_weights):
+    """Official JointsMSELoss: the mean over joints of 0.5 * mean((w * (pred - gt))^2)."""
+    k = pred.shape[1]
+    return by_hand(pred, gt, weight, joint_weights, k)  # top-k of all k joints is the plain mean
+
+
+@pytest.mark.parametrize("use_target_weight", [True, False])
+@pytest.mark.parametrize("joint_weights", [(), (1.0, 1.5, 0.5, 2.0, 1.2)])
+def test_mse_loss_options_from_build_loss(batch, use_target_weight, joint_weights):
+    pred, gt, weight = batch
+    loss = build_loss(use_target_weight=use_target_weight, joint_weights=joint_weights, num_joints=5)
+    want = mse_by_hand(pred, gt, weight if use_target_weight else None, joint_weights or [1.0] * 5)
+    assert loss(pred, gt, weight).item() == pytest.approx(want, rel=1e-5)
+    other = mse_by_hand(pred, gt, None if use_target_weight else weight, joint_weights or [1.0] * 5)
+    assert want != pytest.approx(other, rel=1e-3)  # the switch matters on this batch
+
+
+def test_ohkm_top_k_may_equal_the_joint_count(batch):
+    pred, gt, weight = batch
+    loss = build_loss(ohkm=True, ohkm_topk=5, num_joints=5)
+    assert loss(pred, gt, weight).item() == pytest.approx(mse_by_hand(pred, gt, weight, [1.0] * 5), rel=1e-5)
