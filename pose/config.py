@@ -25,7 +25,6 @@ import yaml
 from pose.atomic_io import atomic_write_bytes
 from pose.keypoints import BUILTIN_SETS, COCO17, KeypointSet, KeypointSetError, resolve
 
-
 # Dataset formats whose joints are fixed (data.dataset -> built-in keypoint set); COCO-format data
 # declare theirs in the annotation file's category.
 DATASET_SETS = {"mpii": "mpii", "crowdpose": "crowdpose"}

@@ -206,7 +206,8 @@ def from_categories(categories: Any, source: str) -> tuple[KeypointSet, tuple[in
         if other["keypoints"] != first["keypoints"]:
             raise KeypointSetError(
                 f"{source}: categories {first['id']} and {other['id']} have different 'keypoints' lists "
-                f"({len(first['keypoints'])} vs {len(other['keypoints']) if isinstance(other['keypoints'], list) else '?'}"
+                f"({len(first['keypoints'])} vs "
+                f"{len(other['keypoints']) if isinstance(other['keypoints'], list) else '?'}"
                 " names); one network predicts one keypoint set: keep one category, or split the file")
     return from_category(first, source), tuple(int(c["id"]) for c in found)
 

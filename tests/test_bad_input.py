@@ -27,9 +27,9 @@ from pose.data import CocoKeypoints, DatasetError
 from pose.data.codecs import build_codec
 from pose.data.image_io import CorruptImageError, read_image
 from pose.data.synthetic import generate_synthetic_coco
+from pose.keypoints import COCO17, CROWDPOSE14
 from pose.models import WeightsError, build_model, create_model, load_weights
 from pose.predictor import Predictor
-from pose.keypoints import COCO17, CROWDPOSE14
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.timeout(60)  # a hang fails fast
@@ -58,7 +58,8 @@ def annotation(ann_id: int = 10, **changes) -> dict:
 def coco_file(anns: list[dict] | None = None, **image_changes) -> dict:
     image = {"id": 1, "file_name": "000000000001.jpg", "width": 160, "height": 120, **image_changes}
     return {"images": [{k: v for k, v in image.items() if v is not None}],
-            "annotations": [annotation()] if anns is None else anns, "categories": [COCO17.coco_category(name="person")]}
+            "annotations": [annotation()] if anns is None else anns,
+            "categories": [COCO17.coco_category(name="person")]}
 
 
 def write(path: Path, content) -> Path:
@@ -639,7 +640,8 @@ def drawn_set(tmp_path) -> tuple[Path, Path, list[dict]]:
         write(images / f"{image_id:012d}.jpg", JPEG)
         entries.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": 160, "height": 120})
         anns.append(annotation(i + 1, image_id=image_id))
-    gt = write(tmp_path / "gt.json", {"images": entries, "annotations": anns, "categories": [COCO17.coco_category(name="person")]})
+    gt = write(tmp_path / "gt.json", {"images": entries, "annotations": anns,
+                                      "categories": [COCO17.coco_category(name="person")]})
     results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 0.9,
                 "bbox": a["bbox"]} for a in anns]
     return images, gt, results

@@ -9,7 +9,6 @@ import json
 import runpy
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch

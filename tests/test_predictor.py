@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from pose.data import codecs
-from pose.predictor import DetectionBoxes, PersonPose, Predictor, check_box, parse_box
 from pose.keypoints import COCO17
+from pose.predictor import DetectionBoxes, PersonPose, Predictor, check_box, parse_box
 
 
 class DotFinder(nn.Module):

@@ -18,7 +18,6 @@ from pose.vis import (
     write_image,
 )
 
-
 SKELETON, joint_side, limb_side = COCO17.skeleton, COCO17.joint_side, COCO17.limb_side
 
 def _person(rng: np.random.Generator, width: int = 200, height: int = 160) -> np.ndarray:

@@ -11,12 +11,13 @@ Joints: the file's keypoint categories (those with a ``keypoints`` list of joint
 'person', id 1) declare the keypoint set (:func:`pose.keypoints.from_categories`); every
 annotation of those categories must have ``3 K`` keypoint numbers. Other categories are ignored.
 
-Boxes: training always uses ground-truth boxes, filtered as the official code (non-crowd,
-keypoint category, box clipped with ``x2 = min(W-1, x1 + max(0, w-1))``, kept when the annotation
-``area > 0`` (or it has no ``area``, as CrowdPose's files: mmpose's rule) and the clipped box is
-non-empty, keypoints not all zero, visibility clamped to 1). A box that clips to a single point (``x2 == x1`` and ``y2 == y1``: no size to crop at) is dropped as
-empty too. Evaluation uses these boxes (``use_gt_bbox``) or a detection-results file (a keypoint
-category, ``score >= det_score_thresh``, positive width and height, not entirely outside the image).
+Boxes: training always uses ground-truth boxes, filtered as the official code (non-crowd, keypoint
+category, box clipped with ``x2 = min(W-1, x1 + max(0, w-1))``, kept when the annotation ``area >
+0`` (or it has no ``area``, as CrowdPose's files: mmpose's rule) and the clipped box is non-empty,
+keypoints not all zero, visibility clamped to 1). A box that clips to a single point (``x2 == x1``
+and ``y2 == y1``: no size to crop at) is dropped as empty too. Evaluation uses these boxes
+(``use_gt_bbox``) or a detection-results file (a keypoint category, ``score >= det_score_thresh``,
+positive width and height, not entirely outside the image).
 
 Test sets (``image_set`` containing 'test', e.g. test-dev2017) have no keypoint ground truth and
 need detection boxes. Their image list is ``annotations/image_info_{image_set}.json`` when
@@ -100,7 +101,7 @@ class CocoKeypoints(Dataset):
             smaller than the image region (faster; results differ by interpolation noise only).
         cache_images: keep every decoded image in memory after its first use (per process: each
             loader worker holds its own cache), so later epochs skip the decode. For small
-            datasets (the synthetic one: ~230 MB); not with ``reduced_decode``.
+            datasets such as the synthetic one; not with ``reduced_decode``.
 
     Items (``__getitem__``): ``image`` (3, H, W) float32 normalised; ``target`` (K, h, w) float32;
     ``target_weight`` (K, 1) float32; ``center`` (2,) and ``scale`` (2,) float32 of the crop in

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 
-
 def box_to_center_scale(box_xywh: Sequence[float], aspect_ratio: float, padding: float = 1.25,
                         pixel_std: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
     """Box ``x, y, w, h`` (image px) -> ``(center (2,), scale (2,))`` float32 (official ``_xywh2cs``).
@@ -159,11 +158,12 @@ def half_body_center_scale(joints: np.ndarray, visible: np.ndarray, aspect_ratio
                            scale_factor: float = 1.5) -> tuple[np.ndarray, np.ndarray] | None:
     """Half-body crop (official ``half_body_transform``) for joints (K, 2) image px, visibility (K,).
 
-    ``upper_body_ids``: the keypoint set's upper-body joints (``KeypointSet.upper_body``), the
-    others being the lower body. Upper body when ``np.random.randn() < 0.5`` and more than 2 upper joints are labelled, else the
-    lower body when it has more than 2, else the upper body. ``None`` when fewer than 2 joints are
-    chosen. The centre is the mean of the chosen joints; the size is their min/max extent, grown to
-    ``aspect_ratio`` and multiplied by ``scale_factor`` (no padding). Returns float32 (2,), (2,).
+    ``upper_body_ids``: the keypoint set's upper-body joints (``KeypointSet.upper_body``), the others
+    being the lower body. Upper body when ``np.random.randn() < 0.5`` and more than 2 upper joints
+    are labelled, else the lower body when it has more than 2, else the upper body. ``None`` when
+    fewer than 2 joints are chosen. The centre is the mean of the chosen joints; the size is their
+    min/max extent, grown to ``aspect_ratio`` and multiplied by ``scale_factor`` (no padding).
+    Returns float32 (2,), (2,).
     """
     joints = np.asarray(joints, dtype=np.float32)[:, :2]
     labelled = np.asarray(visible) > 0

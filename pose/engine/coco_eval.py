@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from pose.data.json_io import load_json
-from pose.keypoints import KeypointSet, KeypointSetError, from_categories
 from pose.engine.results_io import RESULTS_SCHEMA, EvalError, check_results  # noqa: F401 (re-exported)
 from pose.engine.tables import metrics_table
+from pose.keypoints import KeypointSet, KeypointSetError, from_categories
 
 logger = logging.getLogger(__name__)
 

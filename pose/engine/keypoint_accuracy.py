@@ -26,8 +26,8 @@ class KeypointAccuracy:
     one labelled joint) whose joint k is labelled, the fraction that were matched to a predicted
     person whose joint k has an OKS term ``exp(-d^2 / (2 s^2 kappa_k^2)) >= term_thresh``, where d
     is the image-px distance, ``s^2`` the ground-truth area and ``kappa_k = 2 * sigma_k`` (the
-    keypoint set's per-joint sigmas, for COCO pycocotools' ``kpt_oks_sigmas``). This is exactly the per-joint factor inside
-    COCO's OKS, so 0.5 means "this joint alone would pass an OKS threshold of 0.5".
+    keypoint set's per-joint sigmas, for COCO pycocotools' ``kpt_oks_sigmas``). This is exactly the
+    per-joint factor inside COCO's OKS, so 0.5 means "this joint alone would pass an OKS threshold of 0.5".
     Unmatched ground-truth people count as failures for each of their labelled joints.
     """
 

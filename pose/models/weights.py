@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-
 # The layer that maps features to one heatmap per joint: the only part tied to the keypoint set.
 FINAL_LAYER = "final_layer."
 
