@@ -14,6 +14,7 @@ and ears at the head's sides.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -167,10 +168,32 @@ def build_figure(pose: dict[str, float], colors: dict[str, tuple[int, int, int]]
     ``height_px`` is the standing height; ``rotation_deg`` an in-plane rotation about the
     mid-hip, clockwise on screen; ``hip_xy`` the mid-hip position in the image.
     """
+    kp, ends, torso = _place_body(pose)
+    head = _place_head(pose, kp, torso)
+    shapes = _leg_shapes(kp, ends, colors) + _torso_and_head_shapes(kp, torso, head, colors) \
+        + _arm_shapes(kp, ends, colors, rng)
+    return _to_image(kp, shapes, height_px=height_px, rotation_deg=rotation_deg, hip_xy=hip_xy)
+
+
+class _Torso(NamedTuple):
+    up_frame: np.ndarray   # rotation of the upper body (it leans about the mid-hip)
+    perp_up: np.ndarray    # the upper body's sideways direction
+    neck: np.ndarray
+
+
+class _Head(NamedTuple):
+    center: np.ndarray
+    up: np.ndarray
+    right: np.ndarray
+    angle: float           # degrees
+    yaw: float             # the face's turn, as a fraction of the head's half-width
+
+
+def _place_body(pose: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray], _Torso]:
+    """Joints of the torso and limbs (body frame), the direction of each hand and foot, the torso."""
     kp = np.zeros((K, 2))
-    shapes: list[tuple] = []
     width = pose["width"]
-    up_frame = _rot(pose["lean"])       # upper body leans about the mid-hip
+    up_frame = _rot(pose["lean"])
     hip_frame = np.eye(2)
     perp_up = up_frame @ np.array([1.0, 0.0])
     neck = up_frame @ np.array([0.0, -TORSO])
@@ -196,20 +219,27 @@ def build_figure(pose: dict[str, float], colors: dict[str, tuple[int, int, int]]
                                      (("upper_arm", UPPER_ARM), ("forearm", FOREARM)))
         ends[f"{name}_foot"] = chain(name, side, ("hip", "knee", "ankle"), hip_frame, ("hip", "knee"),
                                      (("thigh", THIGH), ("shin", SHIN)))
+    return kp, ends, _Torso(up_frame, perp_up, neck)
 
-    # Head: ears and hair behind the face; eyes and nose on it; the face turns by 'yaw'.
+
+def _place_head(pose: dict[str, float], kp: np.ndarray, torso: _Torso) -> _Head:
+    """Nose, eyes and ears into ``kp``; the face turns by 'yaw'."""
     head_frame = _rot(pose["lean"] + pose["tilt"])
     head_up = head_frame @ np.array([0.0, -1.0])
     head_right = head_frame @ np.array([1.0, 0.0])
-    head = neck + head_up * (NECK + HEAD_AY)
+    head = torso.neck + head_up * (NECK + HEAD_AY)
     yaw = pose["yaw"]
-    head_angle = pose["lean"] + pose["tilt"]
     kp[_IDX["nose"]] = head + head_right * yaw * HEAD_AX * 1.2 - head_up * 0.22 * HEAD_AY
     for name, side in (("left", 1.0), ("right", -1.0)):
         kp[_IDX[f"{name}_eye"]] = head + head_right * (side * 0.42 + yaw) * HEAD_AX + head_up * 0.12 * HEAD_AY
         kp[_IDX[f"{name}_ear"]] = head + head_right * (side * 1.0 - 0.25 * yaw) * HEAD_AX + head_up * 0.02
+    return _Head(head, head_up, head_right, pose["lean"] + pose["tilt"], yaw)
 
-    # Drawing order: legs and feet, torso, neck, hair, ears, face, arms and hands.
+
+# Drawing order: legs and feet, torso, neck, hair, ears, face, arms and hands.
+
+def _leg_shapes(kp: np.ndarray, ends: dict[str, np.ndarray], colors: dict) -> list[tuple]:
+    shapes: list[tuple] = []
     for name, side in (("left", 1.0), ("right", -1.0)):
         hip, knee, ankle = (kp[_IDX[f"{name}_{j}"]] for j in ("hip", "knee", "ankle"))
         foot_dir = ends[f"{name}_foot"]
@@ -218,31 +248,45 @@ def build_figure(pose: dict[str, float], colors: dict[str, tuple[int, int, int]]
         shapes.append(("ellipse", colors["shoe"], foot_c, (0.034, 0.018), foot_angle))
         shapes += _limb(hip, knee, *W_THIGH, colors[f"{name}_thigh"])
         shapes += _limb(knee, ankle, *W_SHIN, colors[f"{name}_shin"])
+    return shapes
+
+
+def _torso_and_head_shapes(kp: np.ndarray, torso: _Torso, head: _Head, colors: dict) -> list[tuple]:
     ls, rs, lh, rh = (kp[_IDX[n]] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
-    up_dir = up_frame @ np.array([0.0, -1.0])
+    perp_up = torso.perp_up
+    up_dir = torso.up_frame @ np.array([0.0, -1.0])
     waist = 0.55
-    torso = np.stack([
+    outline = np.stack([
         ls + perp_up * 0.03 + up_dir * 0.016, rs - perp_up * 0.03 + up_dir * 0.016,
         rs + (rh - rs) * waist - perp_up * 0.004, rh + np.array([-0.045, 0.045]),
         lh + np.array([0.045, 0.045]), ls + (lh - ls) * waist + perp_up * 0.004])
-    shapes.append(("poly", colors["shirt"], torso[[0, 5, 4, 3, 2, 1]]))
-    shapes += _limb(neck + up_dir * 0.01, head - head_up * HEAD_AY * 0.6, 0.045, 0.036, colors["skin"])
-    shapes.append(("ellipse", colors["hair"], head + head_up * 0.008, (HEAD_AX * 1.04, HEAD_AY), head_angle))
+    shapes: list[tuple] = [("poly", colors["shirt"], outline[[0, 5, 4, 3, 2, 1]])]
+    shapes += _limb(torso.neck + up_dir * 0.01, head.center - head.up * HEAD_AY * 0.6, 0.045, 0.036, colors["skin"])
+    shapes.append(("ellipse", colors["hair"], head.center + head.up * 0.008, (HEAD_AX * 1.04, HEAD_AY), head.angle))
     for name in ("left", "right"):
-        shapes.append(("ellipse", colors["skin_dark"], kp[_IDX[f"{name}_ear"]], (0.013, 0.02), head_angle))
-    shapes.append(("ellipse", colors["skin"], head - head_up * 0.012 + head_right * yaw * HEAD_AX * 0.3,
-                   (HEAD_AX * 0.9, HEAD_AY * 0.84), head_angle))
+        shapes.append(("ellipse", colors["skin_dark"], kp[_IDX[f"{name}_ear"]], (0.013, 0.02), head.angle))
+    shapes.append(("ellipse", colors["skin"], head.center - head.up * 0.012 + head.right * head.yaw * HEAD_AX * 0.3,
+                   (HEAD_AX * 0.9, HEAD_AY * 0.84), head.angle))
     for name in ("left", "right"):
-        shapes.append(("ellipse", colors["eye"], kp[_IDX[f"{name}_eye"]], (0.0085, 0.0075), head_angle))
-    shapes.append(("ellipse", colors["skin_dark"], kp[_IDX["nose"]], (0.008, 0.011), head_angle))
+        shapes.append(("ellipse", colors["eye"], kp[_IDX[f"{name}_eye"]], (0.0085, 0.0075), head.angle))
+    shapes.append(("ellipse", colors["skin_dark"], kp[_IDX["nose"]], (0.008, 0.011), head.angle))
+    return shapes
+
+
+def _arm_shapes(kp: np.ndarray, ends: dict[str, np.ndarray], colors: dict, rng: np.random.Generator) -> list[tuple]:
+    shapes: list[tuple] = []
     arm_order = ("left", "right") if rng.random() < 0.5 else ("right", "left")
     for name in arm_order:
         sh, el, wr = (kp[_IDX[f"{name}_{j}"]] for j in ("shoulder", "elbow", "wrist"))
         shapes += _limb(sh, el, *W_UPPER_ARM, colors[f"{name}_upper_arm"])
         shapes += _limb(el, wr, *W_FOREARM, colors[f"{name}_forearm"])
         shapes.append(("ellipse", colors["skin"], wr + ends[f"{name}_hand"] * 0.018, (0.024, 0.024), 0.0))
+    return shapes
 
-    # To image px: scale, rotate about the mid-hip, translate.
+
+def _to_image(kp: np.ndarray, shapes: list[tuple], *, height_px: float, rotation_deg: float,
+              hip_xy: np.ndarray) -> Figure:
+    """Body frame to image px: scale, rotate about the mid-hip, translate."""
     rot = _rot(rotation_deg) * height_px
     hip_xy = np.asarray(hip_xy, dtype=np.float64)
     out: list[Shape] = []

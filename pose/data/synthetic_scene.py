@@ -12,7 +12,7 @@ before anything covers them), so every labelled joint lies in its box; ``segment
 that mask as polygons (a COCO RLE for crowds).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -193,28 +193,49 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
     ``figure``: the kind of figure (:data:`FIGURES`: 'person', or 'animal' with its own joints)."""
     if figure not in FIGURES:
         raise ValueError(f"unknown synthetic figure {figure!r}; valid: {', '.join(FIGURES)}")
-    _random_figure, num_joints = FIGURES[figure]
+    random_figure, num_joints = FIGURES[figure]
     image = make_background(rng, width, height)
-    owner = np.zeros((height, width), np.int16)
-    instances: list[Instance] = []
-    masks: list[np.ndarray] = []
-    labelled: list[bool] = []
-    figures: list[Figure | None] = []
-
+    layers = _Layers(owner=np.zeros((height, width), np.int16))
     if rng.random() < CROWD_PROB:
-        cw, ch = rng.uniform(0.3, 0.55) * width, rng.uniform(0.2, 0.35) * height
-        cx, cy = rng.uniform(0, width - cw), rng.uniform(0, height - ch)
-        mask = np.zeros((height, width), np.uint8)
-        for _ in range(int(rng.integers(4, 9))):
-            fig = _random_figure(rng, rng.uniform(0.08, 0.13) * height, float(rng.normal(0, 5)))
-            fig = translate_figure(fig, np.array([rng.uniform(cx, cx + cw), rng.uniform(cy, cy + ch)]))
-            draw_shapes(image, mask, fig.shapes)
-        if mask.any():
-            masks.append(mask)
-            labelled.append(False)
-            figures.append(None)
+        _draw_crowd(rng, image, layers, random_figure)
+    _draw_people(rng, image, layers, random_figure, max_people)
+    if rng.random() < OCCLUDER_PROB:
+        _draw_occluders(rng, image, layers, num_joints)
+    image = _add_noise(rng, image)
+    return image, _annotate(layers, num_joints)
 
-    # People: labelled ones (1..max_people) and small unlabelled ones, far (small) to near (big).
+
+@dataclass
+class _Layers:
+    """What has been drawn: one mask per crowd region or figure (``None`` figure: a crowd),
+    whether it is labelled, and ``owner``, the 1-based index of the mask on top at each pixel."""
+
+    owner: np.ndarray
+    masks: list[np.ndarray] = field(default_factory=list)
+    labelled: list[bool] = field(default_factory=list)
+    figures: list[Figure | None] = field(default_factory=list)
+
+
+def _draw_crowd(rng: np.random.Generator, image: np.ndarray, layers: _Layers, random_figure) -> None:
+    """A crowd region: 4-8 small figures in a rectangle, annotated as one iscrowd mask."""
+    height, width = image.shape[:2]
+    cw, ch = rng.uniform(0.3, 0.55) * width, rng.uniform(0.2, 0.35) * height
+    cx, cy = rng.uniform(0, width - cw), rng.uniform(0, height - ch)
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(4, 9))):
+        fig = random_figure(rng, rng.uniform(0.08, 0.13) * height, float(rng.normal(0, 5)))
+        fig = translate_figure(fig, np.array([rng.uniform(cx, cx + cw), rng.uniform(cy, cy + ch)]))
+        draw_shapes(image, mask, fig.shapes)
+    if mask.any():
+        layers.masks.append(mask)
+        layers.labelled.append(False)
+        layers.figures.append(None)
+
+
+def _draw_people(rng: np.random.Generator, image: np.ndarray, layers: _Layers, random_figure,
+                 max_people: int) -> None:
+    """Labelled figures (1..max_people) and small unlabelled ones, drawn far (small) to near (big)."""
+    height, width = image.shape[:2]
     people: list[tuple[float, bool, bool]] = []   # (height px, labelled, close-up)
     for _ in range(int(rng.integers(1, max_people + 1))):
         if rng.random() < CLOSE_UP_PROB:
@@ -230,7 +251,7 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
     for i in np.argsort(depth, kind="stable"):
         h, has_kp, close_up = people[i]
         rotation = float(np.clip(rng.normal(0, 8), -20, 20)) if close_up else _rotation(rng)
-        fig = _random_figure(rng, h, rotation)
+        fig = random_figure(rng, h, rotation)
         out_of_frame = rng.random() < OUT_OF_FRAME_PROB
         for _ in range(8):
             placed = _place(rng, fig, width, height, out_of_frame, close_up)
@@ -241,39 +262,52 @@ def render_scene(rng: np.random.Generator, width: int, height: int, max_people: 
             boxes.append(box)
         mask = np.zeros((height, width), np.uint8)
         draw_shapes(image, mask, placed.shapes)
-        masks.append(mask)
-        labelled.append(has_kp)
-        figures.append(placed)
-        owner[mask > 0] = len(masks)
+        layers.masks.append(mask)
+        layers.labelled.append(has_kp)
+        layers.figures.append(placed)
+        layers.owner[mask > 0] = len(layers.masks)
 
-    if rng.random() < OCCLUDER_PROB:
-        targets = [f for f, lab in zip(figures, labelled) if lab]
-        for _ in range(1 if rng.random() < 0.5 else 2):
-            fig = targets[int(rng.integers(len(targets)))]
-            size = min(float(np.ptp(fig.keypoints[:, 1])) + 10.0, 0.8 * height)
-            center = fig.keypoints[int(rng.integers(num_joints))] + rng.normal(0, 0.1, 2) * size
-            _occluder(rng, image, owner, center, rng.uniform(0.2, 0.45) * size)
 
+def _draw_occluders(rng: np.random.Generator, image: np.ndarray, layers: _Layers, num_joints: int) -> None:
+    """One or two objects in front of labelled figures, near one of their joints."""
+    height = image.shape[0]
+    targets = [f for f, lab in zip(layers.figures, layers.labelled) if lab]
+    for _ in range(1 if rng.random() < 0.5 else 2):
+        fig = targets[int(rng.integers(len(targets)))]
+        size = min(float(np.ptp(fig.keypoints[:, 1])) + 10.0, 0.8 * height)
+        center = fig.keypoints[int(rng.integers(num_joints))] + rng.normal(0, 0.1, 2) * size
+        _occluder(rng, image, layers.owner, center, rng.uniform(0.2, 0.45) * size)
+
+
+def _add_noise(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Sensor noise, sometimes a slight blur."""
     sigma = rng.uniform(2, 7)
     noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
     image = np.clip(image + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
         image = cv2.GaussianBlur(image, (3, 3), 0.7)
+    return image
 
-    for idx, (mask, has_kp, fig) in enumerate(zip(masks, labelled, figures), start=1):
+
+def _annotate(layers: _Layers, num_joints: int) -> list[Instance]:
+    """COCO annotations of the drawn masks: keypoints inside the image, visible (2) where the
+    figure is on top at the joint, occluded (1) elsewhere; crowds as RLE, people as polygons."""
+    height, width = layers.owner.shape
+    instances: list[Instance] = []
+    for idx, (mask, has_kp, fig) in enumerate(zip(layers.masks, layers.labelled, layers.figures), start=1):
         area = float(np.count_nonzero(mask))
         if area == 0:
             continue
-        visible = float(np.count_nonzero(owner[mask > 0] == idx)) / area if fig is not None else 1.0
+        visible = float(np.count_nonzero(layers.owner[mask > 0] == idx)) / area if fig is not None else 1.0
         kps = np.zeros((num_joints, 3))
         if fig is not None and has_kp:
             xy = fig.keypoints
             inside = (xy[:, 0] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= height - 1)
             for k in np.nonzero(inside)[0]:
-                on_top = owner[int(round(xy[k, 1])), int(round(xy[k, 0]))] == idx
+                on_top = layers.owner[int(round(xy[k, 1])), int(round(xy[k, 0]))] == idx
                 kps[k] = (xy[k, 0], xy[k, 1], 2 if on_top else 1)
         crowd = fig is None
         instances.append(Instance(keypoints=kps, bbox=_mask_bbox(mask), area=area, iscrowd=int(crowd),
                                   segmentation=_rle(mask) if crowd else _polygons(mask),
                                   visible_fraction=visible))
-    return image, instances
+    return instances
