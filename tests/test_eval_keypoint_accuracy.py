@@ -96,3 +96,14 @@ def test_plot_written(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert acc.to_dict()["mean_accuracy"] == 1.0
     json.dumps(acc.to_dict())
+
+
+def test_a_dataset_whose_keypoint_category_is_not_1():
+    gt = _gt()
+    gt["categories"] = [{"id": 3, "name": "hand", "supercategory": "hand", "keypoints": list(KEYPOINT_NAMES)},
+                        {"id": 1, "name": "background"}]
+    for a in gt["annotations"]:
+        a["category_id"] = 3
+    results = [{**r, "category_id": 3} for r in _perfect(gt)]
+    acc = keypoint_oks_accuracy(gt, results)
+    assert acc.num_gt == 3 and acc.num_matched == 3 and np.allclose(acc.accuracy, 1.0)

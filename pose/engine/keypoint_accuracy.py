@@ -61,16 +61,18 @@ class KeypointAccuracy:
 
 def _people_by_image(gt: Mapping, results: list[dict]) -> tuple[dict, dict]:
     """Ground-truth people (keypoints (K, 3), area) with a labelled joint, and person results, by image."""
+    # The keypoint categories (COCO's person is 1; an own dataset may use any ids).
+    cats = {c.get("id") for c in gt.get("categories", []) if isinstance(c, Mapping) and c.get("keypoints")} or {1}
     gts: dict = {}
     for ann in gt["annotations"]:
-        if ann.get("iscrowd", 0) or ann.get("category_id", 1) != 1:
+        if ann.get("iscrowd", 0) or ann.get("category_id", 1) not in cats:
             continue
         kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
         if (kp[:, 2] > 0).any():
             gts.setdefault(ann["image_id"], []).append((kp, float(ann["area"])))
     dets: dict = {}
     for r in results:
-        if r.get("category_id", 1) == 1:
+        if r.get("category_id", 1) in cats:
             dets.setdefault(r["image_id"], []).append(r)
     return gts, dets
 
