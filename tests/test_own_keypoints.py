@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_train_loop import tiny_overrides  # the same tiny deterministic run
 
 from pose.config import config_diff, load_config
 from pose.data.synthetic import generate_synthetic_coco
@@ -27,19 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "experiments" / "synthetic" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_overrides(root, out, *extra):
-    """The overrides of the COCO-synthetic training tests (tests/test_train_loop.py)."""
-    return [f"data.root={root}", "data.synthetic.enabled=false", f"output_dir={out}", "train.workers=0",
-            "train.batch_size=4", "train.epochs=2", "train.lr_steps=[1]", "train.deterministic=true",
-            "train.print_freq=1", "test.batch_size=8", "test.flip_test=false", *extra]
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,7 @@ TINY = REPO / "experiments" / "synthetic" / "tiny.yaml"
 TIME_KEYS = ("time_s", "val_time_s")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; also keeps the runs fast
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_overrides(root, out, *extra):

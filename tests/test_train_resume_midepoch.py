@@ -28,12 +28,7 @@ TIME_KEYS = ("time_s", "val_time_s")
 TIMINGS = {"epoch_end": "[1]", "epoch_start": "[2]"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cfg_for(root, out, timing, *extra):
