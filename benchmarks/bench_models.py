@@ -29,8 +29,8 @@ from collections.abc import Callable
 import torch
 from machine import describe
 
-from pose.engine.runtime import amp_autocast, resolve_amp
 from pose.models import PolarizedSelfAttention, count_params, create_model
+from pose.runtime import amp_autocast, resolve_amp
 
 # Map-sized memory traffic of the fast forward (pose/models/psa.py), in units of one elementwise
 # pass (a map read, a map written): x is read four times (the query row, the two pooled columns,

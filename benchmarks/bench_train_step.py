@@ -32,8 +32,8 @@ from machine import describe
 
 from pose.engine.loss import JointsMSELoss
 from pose.engine.optim import build_optimizer
-from pose.engine.runtime import amp_autocast, resolve_amp
 from pose.models import PolarizedSelfAttention, count_params, create_model
+from pose.runtime import amp_autocast, resolve_amp
 
 
 def get_args_parser() -> argparse.ArgumentParser:

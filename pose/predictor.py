@@ -28,11 +28,11 @@ from pose.data.codecs import HeatmapCodec, build_codec_from_config
 from pose.data.detections import read_detections
 from pose.data.json_io import load_json
 from pose.data.topdown import CropInput, decode_to_image, network_heatmaps, rescore
-from pose.engine.keypoint_source import resolve_run_keypoints
-from pose.engine.runtime import amp_autocast, resolve_amp, resolve_device
+from pose.keypoint_source import resolve_run_keypoints
 from pose.keypoints import KeypointSet
 from pose.models import build_model, load_weights
 from pose.onnx_model import OnnxModel
+from pose.runtime import amp_autocast, resolve_amp, resolve_device
 
 BACKENDS = ("torch", "onnxruntime")
 

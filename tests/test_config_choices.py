@@ -7,9 +7,9 @@ from pose.config import CHOICES
 from pose.data.codecs import CODECS, REFINES
 from pose.engine.coco_eval import BACKENDS
 from pose.engine.optim import OPTIMIZERS, SCHEDULES
-from pose.engine.runtime import AMP_DTYPES
 from pose.models.layers import PSA_MODES, PSA_PLACEMENTS
 from pose.models.psa import VARIANTS
+from pose.runtime import AMP_DTYPES
 
 TABLES = {
     "model.psa": PSA_MODES,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pose.config import load_config
-from pose.engine.keypoint_source import resolve_run_keypoints
+from pose.keypoint_source import resolve_run_keypoints
 from pose.models import build_model, count_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from pose.config import config_diff, load_config
 from pose.data.synthetic import generate_synthetic_coco
 from pose.data.synthetic_animal import ANIMAL_NAMES, ANIMAL_SKELETON
 from pose.engine.checkpoint import load_checkpoint
-from pose.engine.keypoint_source import checkpoint_keypoints
 from pose.engine.trainer import train
+from pose.keypoint_source import checkpoint_keypoints
 from pose.keypoints import COCO17, DEFAULT_SIGMA
 from pose.models import WeightsError, build_model, load_weights
 from pose.predictor import Predictor

@@ -10,8 +10,9 @@ import torch._inductor.config
 from test_train_loop import make_cfg, weights
 from torch import nn
 
+from pose import runtime
 from pose.config import ConfigError, load_config
-from pose.engine import runtime, trainer
+from pose.engine import trainer
 from pose.engine.checkpoint import load_checkpoint
 from pose.engine.trainer import train
 

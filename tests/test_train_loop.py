@@ -299,7 +299,7 @@ def test_temporary_files_of_a_killed_write_are_removed(data_root, tmp_path):
 
 @pytest.mark.parametrize("units, expected", [(True, "bf16 autocast"), (False, "fp32")])
 def test_amp_auto_picks_bf16_only_where_the_cpu_has_bf16_units(data_root, tmp_path, monkeypatch, units, expected):
-    from pose.engine import runtime as distributed
+    from pose import runtime as distributed
     monkeypatch.setattr(distributed, "_cpu_has_bf16_units", lambda: units)
     assert distributed.resolve_amp("auto", torch.device("cpu")) == ("bf16" if units else "none")
     assert distributed.resolve_amp("fp16", torch.device("cpu")) == "fp16"  # explicit values stand

@@ -35,8 +35,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pose.engine.keypoint_source import resolve_run_keypoints
     from pose.export import check_onnx, export_onnx, onnxruntime_available
+    from pose.keypoint_source import resolve_run_keypoints
     from pose.models import build_model, load_weights
 
     try:

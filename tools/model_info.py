@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from pose.config import load_config
-from pose.engine.keypoint_source import resolve_run_keypoints
+from pose.keypoint_source import resolve_run_keypoints
 from pose.models import count_flops, count_params, create_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,10 +32,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from pose import runtime
 from pose.config import Config
 from pose.data.image_io import prepare_opencv_for_fork
 from pose.data.topdown import decode_to_image, network_heatmaps, rescore
-from pose.engine import runtime
 from pose.engine.coco_eval import STAT_NAMES, format_stats_table
 from pose.engine.metrics import keypoint_metrics
 from pose.engine.nms import nms_per_image

@@ -7,7 +7,7 @@ and ours: ``pose.models.load_weights`` accepts raw state_dicts and dicts with a 
 or ``data.det_file`` per ``test.use_gt_bbox``) and :func:`pose.engine.evaluator.evaluate` runs.
 
 Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is initialised here
-(:func:`pose.engine.runtime.init_distributed`: NCCL on CUDA, gloo on CPU, with its timeout) and
+(:func:`pose.runtime.init_distributed`: NCCL on CUDA, gloo on CPU, with its timeout) and
 each rank evaluates a shard.
 """
 
@@ -15,11 +15,11 @@ import logging
 import os
 from pathlib import Path
 
+from pose import runtime
 from pose.config import Config, save_config
 from pose.data import build_dataset, with_dataset_keypoints
-from pose.engine import runtime
 from pose.engine.evaluator import evaluate, results_paths
-from pose.engine.keypoint_source import resolve_run_keypoints
+from pose.keypoint_source import resolve_run_keypoints
 from pose.models import build_model, load_weights
 
 logger = logging.getLogger(__name__)

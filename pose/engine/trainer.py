@@ -31,7 +31,7 @@ Faults: a non-finite loss (any rank) or non-finite weights after a step raise :c
 naming the epoch and iteration; nothing is saved, so the last good checkpoint stays. A resume whose
 config differs in anything but ``RESUMABLE_CHANGES`` is refused (:class:`ResumeConfigError`).
 
-Compilation (``train.compile``, :func:`pose.engine.runtime.resolve_compile`) applies to the training
+Compilation (``train.compile``, :func:`pose.runtime.resolve_compile`) applies to the training
 forward and backward passes; validation runs the same weights eagerly, and checkpoints hold the
 uncompiled module's state_dict, so a run may be resumed with compilation on or off.
 """
@@ -52,10 +52,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pose import runtime
 from pose.config import Config, loss_joint_weights, save_config
 from pose.data import build_dataset, with_dataset_keypoints
 from pose.engine import checkpoint as ckpt_io
-from pose.engine import runtime
 from pose.engine.curves import plot_training_curves
 from pose.engine.evaluator import evaluate, results_paths
 from pose.engine.logging_utils import Progress, setup_logging, teardown_logging, write_metrics
