@@ -58,6 +58,22 @@ def _declared_set(gt: dict, path: Path) -> KeypointSet | None:
         raise EvalError(str(exc)) from None
 
 
+def coco_api_pair(coco_cls, gt_data: dict, results: list[dict], res_path: Path):
+    """Ground truth and results as COCO API objects of ``coco_cls``; no results give an empty
+    results set (``loadRes`` refuses an empty list), so every AP and AR is 0."""
+    gt = coco_cls()
+    gt.dataset = gt_data
+    gt.createIndex()
+    if results:
+        return gt, gt.loadRes(results)
+    logger.warning("%s: no predictions; every AP and AR is 0", res_path)
+    dt = coco_cls()
+    dt.dataset = {"images": list(gt_data["images"]), "annotations": [],
+                  "categories": list(gt_data.get("categories", []))}
+    dt.createIndex()
+    return gt, dt
+
+
 def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLike,
                        backend: str = "pycocotools", sigmas: np.ndarray | None = None) -> dict[str, float]:
     """The ten COCO keypoint stats of ``results_file`` against ``gt_file`` -> {name: value}.
@@ -90,17 +106,7 @@ def coco_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.PathLi
                             known_name=f"the ground truth {gt_path}")
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        gt = coco_cls()
-        gt.dataset = gt_data
-        gt.createIndex()
-        if results:
-            dt = gt.loadRes(results)
-        else:
-            logger.warning("%s: no predictions; every AP and AR is 0", res_path)
-            dt = coco_cls()
-            dt.dataset = {"images": list(gt_data["images"]), "annotations": [],
-                          "categories": list(gt_data.get("categories", []))}
-            dt.createIndex()
+        gt, dt = coco_api_pair(coco_cls, gt_data, results, res_path)
         coco_eval = eval_cls(gt, dt, "keypoints")
         coco_eval.params.kpt_oks_sigmas = sigmas
         if backend == "pycocotools":  # as the official code (a no-op for keypoints); faster-coco-eval

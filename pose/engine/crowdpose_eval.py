@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pose.data.json_io import load_json
+from pose.engine.coco_eval import coco_api_pair
 from pose.engine.results_io import EvalError, check_results
 from pose.engine.tables import metrics_table
 from pose.keypoints import CROWDPOSE14
@@ -115,17 +116,7 @@ def crowdpose_keypoint_eval(gt_file: str | os.PathLike, results_file: str | os.P
     splits = crowd_index_split(gt_data["images"], str(gt_path))
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        gt = COCO()
-        gt.dataset = _crowdpose_gt(gt_data, gt_path)
-        gt.createIndex()
-        if results:
-            dt = gt.loadRes(results)
-        else:
-            logger.warning("%s: no predictions; every AP and AR is 0", res_path)
-            dt = COCO()
-            dt.dataset = {"images": list(gt_data["images"]), "annotations": [],
-                          "categories": list(gt_data.get("categories", []))}
-            dt.createIndex()
+        gt, dt = coco_api_pair(COCO, _crowdpose_gt(gt_data, gt_path), results, res_path)
         coco_eval = COCOeval(gt, dt, "keypoints")
         p = coco_eval.params
         p.kpt_oks_sigmas = sigmas
