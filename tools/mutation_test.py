@@ -16,6 +16,7 @@ The test files that exercise each module are listed in ``MODULE_TESTS``; the who
 """
 
 import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -67,13 +68,13 @@ def prepare(module: str, tests: list[str], work: Path) -> None:
     (work / "setup.cfg").write_text(cfg.rstrip() + "\n\n" + mutmut_section(module, tests))
 
 
-def summarize(work: Path, mutmut: str) -> Counter:
-    out = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True).stdout
+def summarize(work: Path, mutmut: list[str]) -> Counter:
+    out = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True).stdout
     statuses = {m.group(1): m.group(2).strip() for m in map(STATUS.match, out.splitlines()) if m}
     counts = Counter(statuses.values())
     survivors = sorted(name for name, s in statuses.items() if s == "survived")
     for name in survivors:
-        diff = subprocess.run([mutmut, "show", name], cwd=work, capture_output=True, text=True).stdout
+        diff = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True, text=True).stdout
         changed = [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
         print(f"\n{name}\n  " + "\n  ".join(changed))
     return counts
@@ -87,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=10, help="niceness of the run (the machine may be shared)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default build/mutation/<name>)")
     args = parser.parse_args(argv)
-    mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent))
-    if mutmut is None:
+    if importlib.util.find_spec("mutmut") is None:
         print("mutmut is not installed: pip install -e '.[dev]'", file=sys.stderr)
         return 2
+    # through this interpreter, not the console script: a venv that was moved keeps stale shebangs
+    mutmut = [sys.executable, "-m", "mutmut"]
     tests = args.tests or list(MODULE_TESTS[args.module])
     missing = [t for t in tests if not (ROOT / t).is_file()]
     if missing:
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or ROOT / "build" / "mutation" / Path(args.module).stem
     prepare(args.module, tests, work)
     print(f"mutating {args.module} with {', '.join(tests)} in {work}", flush=True)
-    run = subprocess.run(["nice", "-n", str(args.nice), mutmut, "run", "--max-children", str(args.jobs)], cwd=work)
+    run = subprocess.run(["nice", "-n", str(args.nice), *mutmut, "run", "--max-children", str(args.jobs)], cwd=work)
     if run.returncode != 0:
         print(f"mutmut run failed ({run.returncode})", file=sys.stderr)
         return 1
