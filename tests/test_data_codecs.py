@@ -287,3 +287,85 @@ def test_factories():
     c = build_codec_from_config(cfg)
     assert c.name == "udp" and c.input_size == (288, 384) and c.heatmap_size == (72, 96)
     assert c.blur_kernel == 17
+
+
+# --- edges the round trips never reach (found by mutation testing) --------------------------------
+
+def gaussian_maps(centers, size, sigma=2.0, scale=1.0):
+    """(1, K, h, w) float32 Gaussians at sub-pixel ``centers`` (K, 2) x, y heatmap px."""
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    maps = [np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)) for cx, cy in centers]
+    return (scale * np.stack(maps)[None]).astype(np.float32)
+
+
+def test_dark_steps_only_strictly_inside_the_two_pixel_border():
+    """Official DARK refines only where ``1 < x < w-2`` and ``1 < y < h-2``; the two-pixel second
+    differences reach the border from the last valid pixel, and corner peaks decode to themselves."""
+    w, h = 20, 24
+    ints = [(x, y) for x in (1, 2, w - 3, w - 2) for y in (1, 2, h - 3, h - 2)] + [(0, 0), (w - 1, h - 1)]
+    maps = gaussian_maps([(x + 0.3, y - 0.2) for x, y in ints], (w, h))
+    coords, _ = codec("gaussian").decode(maps, refine="dark")
+    ref = reference_dark(maps, 11)
+    np.testing.assert_allclose(coords, ref, atol=1e-4)
+    np.testing.assert_array_equal(np.floor(ref[0] + 0.5), ints)  # every peak is at its own pixel
+    stepped = np.abs(ref[0] - ints).max(axis=1) > 1e-3
+    assert stepped.tolist() == [1 < x < w - 2 and 1 < y < h - 2 for x, y in ints]
+
+
+def test_dark_takes_no_step_where_the_log_is_flat():
+    """The maximum alone in a negative region (a weaker positive patch elsewhere): around it the
+    blurred map is floored flat, the Hessian is singular, and the official code keeps the integer
+    argmax (never a NaN)."""
+    maps = np.zeros((1, 1, 32, 32), np.float32)
+    maps[0, 0, 13:28, 13:28] = -5.0
+    maps[0, 0, 20, 21] = 1.0
+    maps[0, 0, :6, :6] = 0.9
+    coords, maxvals = codec("gaussian").decode(maps, refine="dark")
+    np.testing.assert_array_equal(coords[0, 0], [21, 20])
+    np.testing.assert_array_equal(coords, reference_dark(maps, 11))
+
+
+def test_udp_refine_with_cross_term_and_clipping():
+    """UDP's Newton step against the loop where the Hessian's cross term matters (a diagonal,
+    elongated peak), where the blurred map falls below the 0.001 clip (a lone positive pixel
+    among negatives: flat log, no step) and where it rises above the 50 clip (flat, no step)."""
+    w, h = 20, 24
+    ys, xs = np.mgrid[0:h, 0:w]
+    u, v = (xs - 9.3 + ys - 11.6) / np.sqrt(2), (xs - 9.3 - ys + 11.6) / np.sqrt(2)
+    diagonal = np.exp(-u ** 2 / (2 * 3.0 ** 2) - v ** 2 / (2 * 1.2 ** 2))
+    lone = np.full((h, w), -1.0)
+    lone[11, 9] = 1e-3
+    tall = gaussian_maps([(8.4, 12.7)], (w, h), scale=400.0)[0, 0]
+    maps = np.stack([diagonal, lone, tall])[None].astype(np.float32)
+    coords, _ = codec("udp").decode(maps)
+    ref = reference_udp(maps, 11)
+    assert np.isfinite(coords).all()
+    np.testing.assert_allclose(coords, ref, atol=1e-4)
+    np.testing.assert_allclose(coords[0, 0], [9.3, 11.6], atol=0.05)  # the cross term is what gets there
+    np.testing.assert_array_equal(coords[0, 1:], [[9, 11], [8, 13]])
+
+
+@pytest.mark.parametrize("name", ["gaussian", "udp"])
+@pytest.mark.parametrize("sigma", [2.0, 3.0])
+def test_encode_window_tests_on_both_axes(name, sigma):
+    """The official outside test ``ul >= size or br < 0`` on each axis alone, at its exact edges,
+    and the Gaussian's width at sigma 3 (the 384x288 recipe) against the loop."""
+    c = build_codec(name, input_size=IN, heatmap_size=HM, sigma=sigma)
+    s = c._stride()
+    t = int(3 * sigma)
+    inside_x, inside_y = 20.0 * s[0], 30.0 * s[1]
+    joints = np.array([
+        [-(t + 4) * s[0], inside_y],          # left only: outside
+        [inside_x, -(t + 4) * s[1]],          # above only: outside
+        [inside_x, (HM[1] + t) * s[1]],       # ul_y == h exactly: outside
+        [(HM[0] + t) * s[0], inside_y],       # ul_x == w exactly: outside
+        [inside_x, (HM[1] + t - 1) * s[1]],   # ul_y == h - 1: a row survives
+        [inside_x, -(t + 1.5) * s[1]],        # br_y == 0: outside but weight 1 (official quirk)
+        [inside_x + 0.3 * s[0], inside_y - 0.4 * s[1]],
+    ])
+    heatmaps, weights = c.encode(joints, np.ones(len(joints)))
+    ref_t, ref_w = reference_target(joints, np.ones(len(joints)), sigma, s, HM, exact_center=name == "udp")
+    np.testing.assert_array_equal(weights, ref_w)
+    np.testing.assert_allclose(heatmaps, ref_t, atol=2e-7)
+    assert weights[:4].tolist() == [0, 0, 0, 0] and weights[4] == 1 and heatmaps[4].max() > 0

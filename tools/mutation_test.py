@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
-    "pose/data/codecs.py": ("tests/test_data_codecs.py", "tests/test_eval_wiring.py"),
+    "pose/data/codecs.py": ("tests/test_data_codecs.py", "tests/test_data_codecs_edges.py",
+                            "tests/test_eval_wiring.py"),
     "pose/data/transforms.py": ("tests/test_data_transforms.py", "tests/test_data_coco.py",
                                 "tests/test_defaults_official.py"),
     "pose/engine/nms.py": ("tests/test_eval_nms.py", "tests/test_eval_wiring.py", "tests/test_eval_nms_edges.py",
