@@ -56,7 +56,9 @@ def mutmut_section(module: str, tests: list[str]) -> str:
     lines = ["[mutmut]", "source_paths = pose", f"only_mutate = {module}",
              "pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     # forkserver: forking mutmut's own process after torch has started its thread pools can deadlock
-    return "\n".join(lines + ["also_copy =", "    experiments", "    tools", "process_isolation = forkserver", ""])
+    # benchmarks: pytest's pythonpath (the evaluation tests import its plain reference loops)
+    return "\n".join(lines + ["also_copy =", "    benchmarks", "    experiments", "    tools",
+                               "process_isolation = forkserver", ""])
 
 
 def prepare(module: str, tests: list[str], work: Path) -> None:
