@@ -3,6 +3,7 @@
     python tools/mutation_test.py pose/engine/nms.py              # its usual test files
     python tools/mutation_test.py pose/data/codecs.py --tests tests/test_data_codecs.py
     python tools/mutation_test.py pose/engine/loss.py --jobs 2 --nice 10
+    python tools/mutation_test.py pose/engine/evaluator.py --mutants 'pose.engine.evaluator.x_postprocess*'
 
 mutmut makes small changes ("mutants") to the module one at a time (``>`` for ``>=``, ``+`` for
 ``-``, a constant changed, an argument dropped) and runs the tests that reach the changed function.
@@ -33,7 +34,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
                                 "tests/test_defaults_official.py"),
     "pose/engine/nms.py": ("tests/test_eval_nms.py", "tests/test_eval_wiring.py", "tests/test_eval_nms_edges.py",
                            "tests/test_defaults_official.py"),
-    "pose/engine/evaluator.py": ("tests/test_eval_evaluator.py", "tests/test_eval_wiring.py",
+    "pose/engine/evaluator.py": ("tests/test_eval_evaluator.py", "tests/test_eval_evaluator_edges.py",
+                                 "tests/test_eval_wiring.py",
                                  "tests/test_defaults_official.py"),
     "pose/engine/loss.py": ("tests/test_train_loss.py", "tests/test_train_loss_options.py"),
     "pose/engine/checkpoint.py": ("tests/test_train_checkpoint.py", "tests/test_train_checkpoint_edges.py",
@@ -75,7 +77,7 @@ def prepare(module: str, tests: list[str], work: Path) -> None:
 def summarize(work: Path, mutmut: list[str]) -> Counter:
     out = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True).stdout
     statuses = {m.group(1): m.group(2).strip() for m in map(STATUS.match, out.splitlines()) if m}
-    counts = Counter(statuses.values())
+    counts = Counter(s for s in statuses.values() if s != "not checked")  # outside --mutants
     survivors = sorted(name for name, s in statuses.items() if s == "survived")
     for name in survivors:
         diff = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True, text=True).stdout
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("module", choices=sorted(MODULE_TESTS), help="the module to mutate")
     parser.add_argument("--tests", nargs="+", help="test files to run (default: the module's usual ones)")
+    parser.add_argument("--mutants", nargs="+", default=[],
+                        help="only these mutants (fnmatch patterns of mutmut's names, e.g. "
+                             "'pose.engine.evaluator.x_postprocess*'); default: all")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested in parallel")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the run (the machine may be shared)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default build/mutation/<name>)")
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or ROOT / "build" / "mutation" / Path(args.module).stem
     prepare(args.module, tests, work)
     print(f"mutating {args.module} with {', '.join(tests)} in {work}", flush=True)
-    run = subprocess.run(["nice", "-n", str(args.nice), *mutmut, "run", "--max-children", str(args.jobs)], cwd=work)
+    run = subprocess.run(["nice", "-n", str(args.nice), *mutmut, "run", "--max-children", str(args.jobs),
+                          *args.mutants], cwd=work)
     if run.returncode != 0:
         print(f"mutmut run failed ({run.returncode})", file=sys.stderr)
         return 1
