@@ -367,6 +367,9 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     t, out = cfg.train, Path(cfg.output_dir)
     is_main = rank == 0
     _configure_determinism(t.deterministic, device)
+    malloc = runtime.configure_cpu_malloc(cfg.cpu_malloc)
+    if is_main:
+        logger.info("=> %s", malloc)
     # The training data resolve the keypoint set (data.keypoints, model.num_joints) before anything
     # is built from the config; the resolved config is what gets saved and checked on resume.
     train_set = build_dataset(cfg, "train")
