@@ -245,19 +245,18 @@ class _Pixels:
             return m.view(n, h, w, c).permute(0, 3, 1, 2)
         return m.view(n, c, h, w)
 
+    # Both products put the few vectors first and read the map through a (possibly transposed)
+    # view: BLAS handles a K-row left operand well in either layout, while the map-first form
+    # (a matrix-vector product per sample) runs several times slower for some layouts and dtypes.
     def project(self, vectors: torch.Tensor) -> torch.Tensor:
         """Dot products of K C-vectors with every pixel: (N, K, C) -> (N, K, HW)."""
-        v = _cast(vectors, self.dtype)
-        if self.channels_last:
-            return _cast(torch.bmm(self.m, v.transpose(1, 2)).transpose(1, 2), self.vector_dtype)
-        return _cast(torch.bmm(v, self.m), self.vector_dtype)
+        chw = self.m.transpose(1, 2) if self.channels_last else self.m
+        return _cast(torch.bmm(_cast(vectors, self.dtype), chw), self.vector_dtype)
 
     def pool(self, weights: torch.Tensor) -> torch.Tensor:
         """K weighted sums over pixels: (N, K, HW) -> (N, K, C)."""
-        wt = _cast(weights, self.dtype)
-        if self.channels_last:
-            return _cast(torch.bmm(wt, self.m), self.vector_dtype)
-        return _cast(torch.bmm(self.m, wt.transpose(1, 2)).transpose(1, 2), self.vector_dtype)
+        hwc = self.m if self.channels_last else self.m.transpose(1, 2)
+        return _cast(torch.bmm(_cast(weights, self.dtype), hwc), self.vector_dtype)
 
     def channel_vector(self, v: torch.Tensor) -> torch.Tensor:
         """A per-channel (N, C) vector shaped to broadcast over M, in the map's dtype."""
