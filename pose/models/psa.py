@@ -268,6 +268,22 @@ class _Pixels:
         v = _cast(v, self.dtype)
         return v.unsqueeze(2) if self.channels_last else v.unsqueeze(1)
 
+    def gate(self, channel: torch.Tensor, pixel: torch.Tensor, *, add: bool) -> torch.Tensor:
+        """The M-shaped gate ``channel[c] + pixel[p]`` (``add``) or ``channel[c] * pixel[p]``, from
+        (N, C) and (N, HW) vectors, in the map's dtype and layout."""
+        if self.dtype.itemsize >= 4:
+            combine = torch.add if add else torch.mul
+            return combine(self.channel_vector(channel), self.pixel_vector(pixel))
+        # bf16/fp16: broadcast elementwise kernels convert every element to float and back, so
+        # the gate is written faster as a product with K = 2 (or 1) of [A_ch, 1] and [1, A_sp],
+        # accumulated in float32 and rounded once: the same values as the broadcast sum.
+        c, p = _cast(channel, self.dtype).unsqueeze(1), _cast(pixel, self.dtype).unsqueeze(1)
+        if add:
+            c, p = torch.cat([c, torch.ones_like(c)], dim=1), torch.cat([torch.ones_like(p), p], dim=1)
+        if self.channels_last:
+            return torch.bmm(p.transpose(1, 2), c)
+        return torch.bmm(c.transpose(1, 2), p)
+
     def add_outer_(self, m: torch.Tensor, pixel_rows: torch.Tensor, channel_rows: torch.Tensor) -> None:
         """In place, M += sum_k pixel_rows[:, k] (x) channel_rows[:, k]; (N, K, HW) and (N, K, C)."""
         u, v = _cast(pixel_rows, self.dtype), _cast(channel_rows, self.dtype)
@@ -343,8 +359,7 @@ def _fast_forward(module: PolarizedSelfAttention, x: torch.Tensor):
     r1 = pix.project(e.unsqueeze(1))  # (N, 1, HW)
     soft_r1 = torch.softmax(r1, dim=2) if module.variant == "official" else r1
     a_sp = torch.sigmoid(soft_r1)
-    combine = torch.add if module.layout == "parallel" else torch.mul
-    gate = combine(pix.channel_vector(a_ch), pix.pixel_vector(a_sp[:, 0]))
+    gate = pix.gate(a_ch, a_sp[:, 0], add=module.layout == "parallel")
     return pix.to_map(pix.m * gate), (wq_row, gate, s, a_sp, soft_r1, *head)
 
 
