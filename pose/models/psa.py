@@ -333,13 +333,13 @@ class _FastPsa(torch.autograd.Function):
             gxp = pix.like(pix.to_map(gx))
             d_ach = gxp.pool(a_sp)[:, 0]
             d_asp = gxp.project(a_ch.unsqueeze(1))
-        dr1 = d_asp * a_sp * (1 - a_sp)  # through the sigmoid; official: and the softmax over HW
+        dr1 = _sigmoid_backward(d_asp, a_sp)  # official: then through the softmax over HW
         if module.variant == "official":
-            dr1 = soft_r1 * (dr1 - (soft_r1 * dr1).sum(dim=2, keepdim=True))
+            dr1 = _softmax_backward(dr1, soft_r1, dim=2)
         de = pix.pool(dr1)[:, 0]  # (N, C)
         dz, dgap, dparams = _head_backward(module, head, d_ach, de)
         ds = pix.project(dz.unsqueeze(1))  # (N, 1, HW): the query softmax, with ds_p = dz . x_p
-        dr0 = s * (ds - (s * ds).sum(dim=2, keepdim=True))
+        dr0 = _softmax_backward(ds, s, dim=2)
         dwq = pix.pool(dr0)[:, 0].sum(dim=0)
         pixel_rows = torch.cat([dr1, s, dr0, s.new_full(s.shape, 1.0 / (h * w))], dim=1)  # (N, 4, HW)
         channel_rows = torch.stack([head[_HEAD_E], dz, wq_row[0].expand(n, c), dgap], dim=1)  # (N, 4, C)
@@ -406,6 +406,17 @@ def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Te
     return a_ch, e, (a_ch, e, z, gap, v, u, mean, rstd, m, pi, e0)
 
 
+# The kernels autograd itself runs for these steps: one call each instead of three or four.
+def _sigmoid_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """d/dx of ``out = sigmoid(x)``: grad * out * (1 - out)."""
+    return torch.ops.aten.sigmoid_backward(grad, out)
+
+
+def _softmax_backward(grad: torch.Tensor, out: torch.Tensor, *, dim: int) -> torch.Tensor:
+    """d/dx of ``out = softmax(x, dim)``: out * (grad - sum(out * grad, dim))."""
+    return torch.ops.aten._softmax_backward_data(grad, out, dim, out.dtype)
+
+
 def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de: torch.Tensor):
     """Gradients of :func:`_head_forward`: (dz, dGAP, {parameter name: gradient})."""
     a_ch, _, z, gap, v, u, mean, rstd, m, pi, e0 = head
@@ -417,19 +428,18 @@ def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de
         de = de * a_ch
     grads["conv_v_left.weight"] = pi.t() @ de
     dpi = de @ wv2.t()
-    dq = pi * (dpi - (pi * dpi).sum(dim=1, keepdim=True)) if module.variant == "paper" else dpi
+    dq = _softmax_backward(dpi, pi, dim=1) if module.variant == "paper" else dpi
     grads["conv_q_left.weight"] = dq.t() @ m
     dm = dq @ wq2
     if module.layout == "sequential":
         d_ach = d_ach + dm * gap
         dm = dm * a_ch
-    dl = d_ach * a_ch * (1 - a_ch)
+    dl = _sigmoid_backward(d_ach, a_ch)
     if module.variant == "paper":
-        u_hat = (u - mean) * rstd
-        grads["norm_up.weight"] = (dl * u_hat).sum(dim=0)
-        grads["norm_up.bias"] = dl.sum(dim=0)
-        dn = dl * module.norm_up.weight
-        du = rstd * (dn - dn.mean(dim=1, keepdim=True) - u_hat * (dn * u_hat).mean(dim=1, keepdim=True))
+        norm = module.norm_up
+        du, grads["norm_up.weight"], grads["norm_up.bias"] = torch.ops.aten.native_layer_norm_backward(
+            dl, u, norm.normalized_shape, mean, rstd, _cast(norm.weight, u.dtype), _cast(norm.bias, u.dtype),
+            [True, True, True])
     else:
         du = dl
     grads["conv_up.weight"] = du.t() @ v
