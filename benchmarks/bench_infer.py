@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import bf16_units, describe
+from machine import add_cpu_malloc_option, apply_cpu_malloc, bf16_units, describe
 
 from pose.data.codecs import build_codec
 from pose.export import export_onnx
@@ -63,6 +63,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="threads of PyTorch and ONNX Runtime alike (0: PyTorch's default); on a loaded machine "
                    "1 avoids timing the threads' waits for each other")
     p.add_argument("--seed", type=int, default=0)
+    add_cpu_malloc_option(p)
     return p
 
 
@@ -130,6 +131,7 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(describe())
+    apply_cpu_malloc(args)
     w, h = args.input_size
     print(f"settings: arch={args.arch} psa={args.psa} input={w}x{h} batch={args.batch} flip={args.flip} "
           f"rounds={args.rounds} warmup={args.warmup} (bf16 units: {bf16_units()})")

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from machine import describe
+from machine import add_cpu_malloc_option, apply_cpu_malloc, describe
 
 from pose.models import PolarizedSelfAttention, count_params, create_model
 from pose.runtime import amp_autocast, resolve_amp
@@ -54,6 +54,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) straightforward PSA_p")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile'd baseline and PSA_p (inductor; compiling takes minutes)")
+    add_cpu_malloc_option(p)
     return p
 
 
@@ -170,6 +171,7 @@ def main(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     w, h = args.input_size
     print(describe())
+    apply_cpu_malloc(args)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     unknown = sorted(set(precisions) - {"fp32", "bf16"})
     if unknown:

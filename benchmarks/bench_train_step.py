@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from machine import describe
+from machine import add_cpu_malloc_option, apply_cpu_malloc, describe
 
 from pose.engine.loss import JointsMSELoss
 from pose.engine.optim import build_optimizer
@@ -49,6 +49,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--precisions", default="fp32,amp", help="comma-separated: fp32, amp")
     p.add_argument("--no-extra", action="store_true",
                    help="leave out the straightforward-PSA and unfused-Adam rows")
+    add_cpu_malloc_option(p)
     return p
 
 
@@ -194,6 +195,7 @@ def main(args: argparse.Namespace) -> None:
         print("note: train.amp=auto resolves to fp32 on this device; the 'amp' rows are left out")
         precisions.remove("amp")
     print(describe())
+    apply_cpu_malloc(args)
     print(f"settings: nets={args.nets} device={device} mixed precision=train.amp=auto -> {amp_name} + "
           f"channels_last | reps={args.reps} steps/round={args.steps} warmup={args.warmup}")
     for i, net in enumerate(nets):

@@ -4,12 +4,15 @@ Every benchmark prints :func:`describe` first, and ``benchmarks/run_all.py`` fil
 under :func:`machine_key`, so a figure is never separated from the machine it came from.
 """
 
+import argparse
 import os
 import platform
 import re
 
 import numpy as np
 import torch
+
+from pose.runtime import CPU_MALLOC_CHOICES, configure_cpu_malloc
 
 
 def _cpuinfo() -> str:
@@ -54,6 +57,19 @@ def describe() -> str:
     return (f"machine: {cpu_model()} (bf16 units: {bf16_units()}) | {os.cpu_count()} cores | "
             f"{platform.system()} {platform.machine()} | python {platform.python_version()} | "
             f"torch {torch.__version__} (threads {torch.get_num_threads()}) | numpy {np.__version__}{gpu}")
+
+
+def add_cpu_malloc_option(parser: argparse.ArgumentParser) -> None:
+    """``--cpu-malloc``: the ``cpu_malloc`` setting the tools use (benchmarks/bench_malloc.py
+    compares the two)."""
+    parser.add_argument("--cpu-malloc", default="retain", choices=CPU_MALLOC_CHOICES,
+                        help="freed CPU memory kept for reuse (retain, as tools/train.py does) or the C "
+                             "library's defaults (system)")
+
+
+def apply_cpu_malloc(args: argparse.Namespace) -> None:
+    """Apply ``--cpu-malloc`` to this process and print what was done."""
+    print(configure_cpu_malloc(args.cpu_malloc))
 
 
 if __name__ == "__main__":

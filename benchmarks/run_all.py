@@ -54,6 +54,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_models", "PSA cost: forward pass (HRNet-W32 with and without PSA)"),
     Benchmark("bench_train_step", "PSA cost: training step"),
     Benchmark("bench_infer", "CPU inference backends (HRNet-W32 + PSA_p)"),
+    Benchmark("bench_malloc", "Freed CPU memory kept for reuse (cpu_malloc=retain) or returned (system)"),
     Benchmark("bench_data", "Training data pipeline per loading process"),
     Benchmark("bench_eval", "Evaluation post-processing at val2017 scale", ("--naive-fraction", "0.2")),
     Benchmark("bench_psa_ablation", "PSA ablation on the synthetic data (trains three networks)", long=True),

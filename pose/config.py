@@ -252,6 +252,10 @@ class Config:
     seed: int = 0
     # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'.
     device: str = "auto"
+    # 'retain': tensor memory freed on the CPU stays in the process for the next tensor, instead of
+    # going back to the kernel and being zero-filled again on its next use (glibc; see
+    # pose.runtime.configure_cpu_malloc). 'system': the C library's defaults.
+    cpu_malloc: str = "retain"
 
 
 # Allowed values of the string fields that are a choice.
@@ -270,6 +274,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "test.refine": ("default", "dark", "none"),
     "test.eval_backend": ("pycocotools", "faster_coco_eval"),
     "test.amp": ("none", "bf16", "fp16", "auto"),
+    "cpu_malloc": ("retain", "system"),
 }
 
 

@@ -32,7 +32,7 @@ from pose.keypoint_source import resolve_run_keypoints
 from pose.keypoints import KeypointSet
 from pose.models import build_model, load_weights
 from pose.onnx_model import OnnxModel
-from pose.runtime import amp_autocast, resolve_amp, resolve_device
+from pose.runtime import amp_autocast, configure_cpu_malloc, resolve_amp, resolve_device
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -175,9 +175,10 @@ class Predictor:
         ``weights=None`` keeps the freshly initialised network (for tests and smoke runs).
         ``device='auto'`` picks CUDA when available. ``flip_test=None`` uses ``cfg.test.flip_test``.
         The joints (``predictor.keypoints``): the config's set, else the one saved in the checkpoint
-        (or the ONNX file's metadata), else COCO-17.
+        (or the ONNX file's metadata), else COCO-17. ``cfg.cpu_malloc`` is applied to the process.
         """
         cfg = resolve_run_keypoints(cfg, weights)
+        configure_cpu_malloc(cfg.cpu_malloc)  # process-wide, as tools/test.py does
         if backend == "onnxruntime":
             if weights is None:
                 raise ValueError("backend 'onnxruntime' needs the .onnx file (tools/export_onnx.py) as weights")

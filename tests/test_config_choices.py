@@ -9,7 +9,7 @@ from pose.engine.coco_eval import BACKENDS
 from pose.engine.optim import OPTIMIZERS, SCHEDULES
 from pose.models.layers import PSA_MODES, PSA_PLACEMENTS
 from pose.models.psa import VARIANTS
-from pose.runtime import AMP_DTYPES
+from pose.runtime import AMP_DTYPES, CPU_MALLOC_CHOICES
 
 TABLES = {
     "model.psa": PSA_MODES,
@@ -22,6 +22,7 @@ TABLES = {
     "test.refine": REFINES,
     "test.eval_backend": BACKENDS,
     "test.amp": (*AMP_DTYPES, "auto"),
+    "cpu_malloc": CPU_MALLOC_CHOICES,
 }
 
 

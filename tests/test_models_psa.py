@@ -7,6 +7,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from pose.models import PolarizedSelfAttention
+from pose.models.psa import _Pixels
 
 CASES = list(itertools.product(("parallel", "sequential"), ("paper", "official")))
 
@@ -191,3 +192,20 @@ def test_fast_inference_call_count(layout, most):
         m(x)
     assert len(count.calls) <= most, count.calls
     assert not [c for c in count.calls if "to.dtype" in c or "_to_copy" in c], count.calls
+
+
+@pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float16))
+@pytest.mark.parametrize("add", (True, False), ids=("parallel", "sequential"))
+@pytest.mark.parametrize("memory_format", FORMATS, ids=("nchw", "channels_last"))
+def test_reduced_precision_gate_is_the_broadcast_one(dtype, add, memory_format):
+    """In bf16/fp16 the gate comes from a small matrix product instead of a broadcast kernel; its
+    values, shape and strides must be exactly the broadcast sum (or product) rounded once."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 16, 5, 4, generator=g).to(dtype).contiguous(memory_format=memory_format)
+    pix = _Pixels(x)
+    a_ch, a_sp = torch.rand(3, 16, generator=g), torch.rand(3, 20, generator=g)
+    got = pix.gate(a_ch, a_sp, add=add)
+    combine = torch.add if add else torch.mul
+    want = combine(pix.channel_vector(a_ch), pix.pixel_vector(a_sp))
+    assert got.dtype == dtype and got.shape == want.shape and got.stride() == want.stride()
+    assert torch.equal(got, want)

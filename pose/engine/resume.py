@@ -34,7 +34,8 @@ CHECKPOINT_VERSION = 1
 # would silently override or contradict the new values.
 RESUMABLE_CHANGES = ("train.workers", "train.print_freq", "train.epochs", "train.val_every", "train.auto_resume",
                      "train.deterministic", "train.channels_last", "train.compile", "train.tensorboard", "data.root",
-                     "data.det_file", "data.skip_corrupt_images", "model.pretrained", "output_dir", "device")
+                     "data.det_file", "data.skip_corrupt_images", "model.pretrained", "output_dir", "device",
+                     "cpu_malloc")
 RESUMABLE_PREFIXES = ("test.",)
 
 __all__ = ["CHECKPOINT_VERSION", "RESUMABLE_CHANGES", "ResumeConfigError", "TrainState", "check_resume_config",

@@ -54,6 +54,7 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     """
     path = resolve_weights(cfg, weights)
     dev, rank, _ = runtime.init_distributed(device or cfg.device)
+    malloc = runtime.configure_cpu_malloc(cfg.cpu_malloc)
     cfg = resolve_run_keypoints(cfg, path, fallback=None)  # else the dataset's category decides
     dataset = build_dataset(cfg, "val")
     cfg = with_dataset_keypoints(cfg, dataset)
@@ -68,6 +69,7 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
         print(f"=> {dataset.image_set}: {len(dataset)} person crops ({boxes}), flip test "
               f"{'on' if cfg.test.flip_test else 'off'}, codec {cfg.data.codec}, device {dev}, amp {precision}"
               + (", channels_last" if cfg.test.channels_last else ""))
+        print(f"=> {malloc}")
     if rank == 0:
         results_file, _ = results_paths(cfg.output_dir, dataset.image_set)
         save_config(cfg, results_file.parent / f"test_config_{dataset.image_set}.yaml")

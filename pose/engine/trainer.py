@@ -36,6 +36,7 @@ forward and backward passes; validation runs the same weights eagerly, and check
 uncompiled module's state_dict, so a run may be resumed with compilation on or off.
 """
 
+import gc
 import logging
 import math
 import os
@@ -178,6 +179,12 @@ def _train(run: Run, on_iteration: OnIteration | None) -> dict[str, Any]:
     summary = {"best_ap": state.best_ap, "best_epoch": state.best_epoch, "epochs": state.epoch, "stats": stats,
                "history": state.history, "output_dir": str(run.out), "resumed_from": run.resumed_from,
                "final_loss": state.history[-1]["loss"] if state.history else None}
+    if run.world > 1:
+        # DDP's reducer holds the process group: drop the wrapper (collected now, it may sit in a
+        # reference cycle) so that the group goes here and not at interpreter exit, where gloo's
+        # worker threads, still holding tensors, can abort the process.
+        run.net = run.model
+        gc.collect()
     runtime.cleanup()
     return summary
 
@@ -367,6 +374,9 @@ def set_up(cfg: Config, *, device: torch.device, rank: int, world: int, resume: 
     t, out = cfg.train, Path(cfg.output_dir)
     is_main = rank == 0
     _configure_determinism(t.deterministic, device)
+    malloc = runtime.configure_cpu_malloc(cfg.cpu_malloc)
+    if is_main:
+        logger.info("=> %s", malloc)
     # The training data resolve the keypoint set (data.keypoints, model.num_joints) before anything
     # is built from the config; the resolved config is what gets saved and checked on resume.
     train_set = build_dataset(cfg, "train")

@@ -245,19 +245,18 @@ class _Pixels:
             return m.view(n, h, w, c).permute(0, 3, 1, 2)
         return m.view(n, c, h, w)
 
+    # Both products put the few vectors first and read the map through a (possibly transposed)
+    # view: BLAS handles a K-row left operand well in either layout, while the map-first form
+    # (a matrix-vector product per sample) runs several times slower for some layouts and dtypes.
     def project(self, vectors: torch.Tensor) -> torch.Tensor:
         """Dot products of K C-vectors with every pixel: (N, K, C) -> (N, K, HW)."""
-        v = _cast(vectors, self.dtype)
-        if self.channels_last:
-            return _cast(torch.bmm(self.m, v.transpose(1, 2)).transpose(1, 2), self.vector_dtype)
-        return _cast(torch.bmm(v, self.m), self.vector_dtype)
+        chw = self.m.transpose(1, 2) if self.channels_last else self.m
+        return _cast(torch.bmm(_cast(vectors, self.dtype), chw), self.vector_dtype)
 
     def pool(self, weights: torch.Tensor) -> torch.Tensor:
         """K weighted sums over pixels: (N, K, HW) -> (N, K, C)."""
-        wt = _cast(weights, self.dtype)
-        if self.channels_last:
-            return _cast(torch.bmm(wt, self.m), self.vector_dtype)
-        return _cast(torch.bmm(self.m, wt.transpose(1, 2)).transpose(1, 2), self.vector_dtype)
+        hwc = self.m if self.channels_last else self.m.transpose(1, 2)
+        return _cast(torch.bmm(_cast(weights, self.dtype), hwc), self.vector_dtype)
 
     def channel_vector(self, v: torch.Tensor) -> torch.Tensor:
         """A per-channel (N, C) vector shaped to broadcast over M, in the map's dtype."""
@@ -268,6 +267,22 @@ class _Pixels:
         """A per-pixel (N, HW) vector shaped to broadcast over M, in the map's dtype."""
         v = _cast(v, self.dtype)
         return v.unsqueeze(2) if self.channels_last else v.unsqueeze(1)
+
+    def gate(self, channel: torch.Tensor, pixel: torch.Tensor, *, add: bool) -> torch.Tensor:
+        """The M-shaped gate ``channel[c] + pixel[p]`` (``add``) or ``channel[c] * pixel[p]``, from
+        (N, C) and (N, HW) vectors, in the map's dtype and layout."""
+        if self.dtype.itemsize >= 4:
+            combine = torch.add if add else torch.mul
+            return combine(self.channel_vector(channel), self.pixel_vector(pixel))
+        # bf16/fp16: broadcast elementwise kernels convert every element to float and back, so
+        # the gate is written faster as a product with K = 2 (or 1) of [A_ch, 1] and [1, A_sp],
+        # accumulated in float32 and rounded once: the same values as the broadcast sum.
+        c, p = _cast(channel, self.dtype).unsqueeze(1), _cast(pixel, self.dtype).unsqueeze(1)
+        if add:
+            c, p = torch.cat([c, torch.ones_like(c)], dim=1), torch.cat([torch.ones_like(p), p], dim=1)
+        if self.channels_last:
+            return torch.bmm(p.transpose(1, 2), c)
+        return torch.bmm(c.transpose(1, 2), p)
 
     def add_outer_(self, m: torch.Tensor, pixel_rows: torch.Tensor, channel_rows: torch.Tensor) -> None:
         """In place, M += sum_k pixel_rows[:, k] (x) channel_rows[:, k]; (N, K, HW) and (N, K, C)."""
@@ -318,13 +333,13 @@ class _FastPsa(torch.autograd.Function):
             gxp = pix.like(pix.to_map(gx))
             d_ach = gxp.pool(a_sp)[:, 0]
             d_asp = gxp.project(a_ch.unsqueeze(1))
-        dr1 = d_asp * a_sp * (1 - a_sp)  # through the sigmoid; official: and the softmax over HW
+        dr1 = _sigmoid_backward(d_asp, a_sp)  # official: then through the softmax over HW
         if module.variant == "official":
-            dr1 = soft_r1 * (dr1 - (soft_r1 * dr1).sum(dim=2, keepdim=True))
+            dr1 = _softmax_backward(dr1, soft_r1, dim=2)
         de = pix.pool(dr1)[:, 0]  # (N, C)
         dz, dgap, dparams = _head_backward(module, head, d_ach, de)
         ds = pix.project(dz.unsqueeze(1))  # (N, 1, HW): the query softmax, with ds_p = dz . x_p
-        dr0 = s * (ds - (s * ds).sum(dim=2, keepdim=True))
+        dr0 = _softmax_backward(ds, s, dim=2)
         dwq = pix.pool(dr0)[:, 0].sum(dim=0)
         pixel_rows = torch.cat([dr1, s, dr0, s.new_full(s.shape, 1.0 / (h * w))], dim=1)  # (N, 4, HW)
         channel_rows = torch.stack([head[_HEAD_E], dz, wq_row[0].expand(n, c), dgap], dim=1)  # (N, 4, C)
@@ -344,8 +359,7 @@ def _fast_forward(module: PolarizedSelfAttention, x: torch.Tensor):
     r1 = pix.project(e.unsqueeze(1))  # (N, 1, HW)
     soft_r1 = torch.softmax(r1, dim=2) if module.variant == "official" else r1
     a_sp = torch.sigmoid(soft_r1)
-    combine = torch.add if module.layout == "parallel" else torch.mul
-    gate = combine(pix.channel_vector(a_ch), pix.pixel_vector(a_sp[:, 0]))
+    gate = pix.gate(a_ch, a_sp[:, 0], add=module.layout == "parallel")
     return pix.to_map(pix.m * gate), (wq_row, gate, s, a_sp, soft_r1, *head)
 
 
@@ -392,6 +406,17 @@ def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Te
     return a_ch, e, (a_ch, e, z, gap, v, u, mean, rstd, m, pi, e0)
 
 
+# The kernels autograd itself runs for these steps: one call each instead of three or four.
+def _sigmoid_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """d/dx of ``out = sigmoid(x)``: grad * out * (1 - out)."""
+    return torch.ops.aten.sigmoid_backward(grad, out)
+
+
+def _softmax_backward(grad: torch.Tensor, out: torch.Tensor, *, dim: int) -> torch.Tensor:
+    """d/dx of ``out = softmax(x, dim)``: out * (grad - sum(out * grad, dim))."""
+    return torch.ops.aten._softmax_backward_data(grad, out, dim, out.dtype)
+
+
 def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de: torch.Tensor):
     """Gradients of :func:`_head_forward`: (dz, dGAP, {parameter name: gradient})."""
     a_ch, _, z, gap, v, u, mean, rstd, m, pi, e0 = head
@@ -403,19 +428,18 @@ def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de
         de = de * a_ch
     grads["conv_v_left.weight"] = pi.t() @ de
     dpi = de @ wv2.t()
-    dq = pi * (dpi - (pi * dpi).sum(dim=1, keepdim=True)) if module.variant == "paper" else dpi
+    dq = _softmax_backward(dpi, pi, dim=1) if module.variant == "paper" else dpi
     grads["conv_q_left.weight"] = dq.t() @ m
     dm = dq @ wq2
     if module.layout == "sequential":
         d_ach = d_ach + dm * gap
         dm = dm * a_ch
-    dl = d_ach * a_ch * (1 - a_ch)
+    dl = _sigmoid_backward(d_ach, a_ch)
     if module.variant == "paper":
-        u_hat = (u - mean) * rstd
-        grads["norm_up.weight"] = (dl * u_hat).sum(dim=0)
-        grads["norm_up.bias"] = dl.sum(dim=0)
-        dn = dl * module.norm_up.weight
-        du = rstd * (dn - dn.mean(dim=1, keepdim=True) - u_hat * (dn * u_hat).mean(dim=1, keepdim=True))
+        norm = module.norm_up
+        du, grads["norm_up.weight"], grads["norm_up.bias"] = torch.ops.aten.native_layer_norm_backward(
+            dl, u, norm.normalized_shape, mean, rstd, _cast(norm.weight, u.dtype), _cast(norm.bias, u.dtype),
+            [True, True, True])
     else:
         du = dl
     grads["conv_up.weight"] = du.t() @ v
