@@ -34,10 +34,11 @@ every map-sized tensor keeps the layout of ``x`` (NCHW or channels_last), map-si
 x's dtype (bf16/fp16 under mixed precision) and vector work in float32 (float64 for float64
 maps).
 
-What remains is mostly per-call cost, not memory traffic: HRNet-W32 has over a hundred PSA modules
-on small maps, and each pays for a few dozen operator calls (the C-vector head, the softmaxes,
-the casts) whatever the map size. So the fast path keeps the call count down: one LayerNorm
-kernel (its mean and 1/std saved for backward), no cast where the dtype already matches.
+What remains is a few passes over the map and a per-call cost: HRNet-W32 has over a hundred PSA
+modules on small maps, and each pays for a few dozen operator calls (the C-vector head, the
+softmaxes, the casts) whatever the map size. So the fast path keeps the call count down: one
+LayerNorm kernel (its mean and 1/std saved for backward, autograd's own kernels for the sigmoid,
+softmax and LayerNorm gradients), no cast where the dtype already matches.
 ``benchmarks/bench_models.py`` prints PSA's extra time in units of one elementwise pass over its
 input maps, next to the memory traffic of the fast path.
 
