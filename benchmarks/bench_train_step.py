@@ -43,7 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "and recipe, then HRNet-W32 at 256x192)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
-    p.add_argument("--reps", type=int, default=5, help="timed rounds (each times every row)")
+    p.add_argument("--reps", type=int, default=9, help="timed rounds (each times every row)")
     p.add_argument("--steps", type=int, default=2, help="training steps per row per round")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument("--precisions", default="fp32,amp", help="comma-separated: fp32, amp")
