@@ -209,3 +209,20 @@ def test_reduced_precision_gate_is_the_broadcast_one(dtype, add, memory_format):
     want = combine(pix.channel_vector(a_ch), pix.pixel_vector(a_sp))
     assert got.dtype == dtype and got.shape == want.shape and got.stride() == want.stride()
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("layout, variant, reference, want", [
+    # N=2, C=64 (C/2=32), 8x6=48 pixels. Fast path: 4 C-long products per pixel (W_q row, the two
+    # pooled columns, the spatial dot product) + the C-vector head W_v, W_z, W_q', W_v'
+    # (4 x 32 x 64): 2 x (12288 + 8192).
+    ("parallel", "paper", False, 40960),
+    ("sequential", "paper", False, 40960),
+    # Official PSA_s keeps the full C -> C/2 product and its softmax (98304 + 1536 per image) and
+    # its conv_up is C/2 -> C/8 -> C (32 x 8 + 8 x 64 instead of 32 x 64).
+    ("sequential", "official", False, 2 * (12288 + 98304 + 1536 + 2048 + 256 + 512 + 4096)),
+    # Straightforward: W_q (64 x 48), three C -> C/2 convolutions, two weighted sums over pixels.
+    ("parallel", "paper", True, 2 * (3072 + 3 * 32 * 64 * 48 + 2 * 32 * 48 + 8192)),
+])
+def test_macs_by_hand(layout, variant, reference, want):
+    module = PolarizedSelfAttention(64, layout=layout, variant=variant, reference=reference)
+    assert module.macs((2, 64, 8, 6)) == want

@@ -182,7 +182,12 @@ class PolarizedSelfAttention(nn.Module):
         """Multiply-adds of one forward on an input of ``shape`` (N, C, H, W), for the path in use."""
         n, c, h, w = shape
         p, ic = h * w, self.inter
-        vec = ic * c + c * ic + (c * c // 8 if isinstance(self.conv_up, nn.Sequential) else 0) + ic * c * 2
+        if isinstance(self.conv_up, nn.Sequential):  # official PSA_s: C/2 -> C/8 -> C
+            mid = self.conv_up[0].out_channels
+            up = ic * mid + mid * c
+        else:
+            up = ic * c
+        vec = ic * c + up + ic * c * 2  # W_v, W_z (conv_up), W_q' and W_v' on C-vectors
         if self.reference:
             maps = c * p + ic * c * p * 3 + ic * p * 2  # q, v, q', v' convs; two weighted sums
         else:
