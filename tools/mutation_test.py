@@ -40,7 +40,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "pose/engine/loss.py": ("tests/test_train_loss.py", "tests/test_train_loss_options.py"),
     "pose/engine/checkpoint.py": ("tests/test_train_checkpoint.py", "tests/test_train_checkpoint_edges.py",
                                   "tests/test_atomic_fsync.py"),
-    "pose/engine/trainer.py": ("tests/test_train_loop.py", "tests/test_train_resume_midepoch.py"),
+    "pose/engine/trainer.py": ("tests/test_train_loop.py", "tests/test_train_resume_midepoch.py",
+                               "tests/test_train_reported_numbers.py"),
     "pose/models/psa.py": ("tests/test_models_psa.py", "tests/test_models_golden.py"),
     "pose/models/hrnet.py": ("tests/test_models_nets.py", "tests/test_models_golden.py"),
     "pose/models/resnet.py": ("tests/test_models_nets.py", "tests/test_models_golden.py"),
@@ -54,8 +55,9 @@ def tracked_files() -> list[str]:
     return [f for f in out.splitlines() if (ROOT / f).is_file()]
 
 
-def mutmut_section(module: str, tests: list[str]) -> str:
+def mutmut_section(module: str, tests: list[str], timeout_multiplier: float = 15.0) -> str:
     lines = ["[mutmut]", "source_paths = pose", f"only_mutate = {module}",
+             f"timeout_multiplier = {timeout_multiplier}",
              "pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     # forkserver: forking mutmut's own process after torch has started its thread pools can deadlock
     # benchmarks: pytest's pythonpath (the evaluation tests import its plain reference loops)
@@ -63,7 +65,7 @@ def mutmut_section(module: str, tests: list[str]) -> str:
                                "process_isolation = forkserver", ""])
 
 
-def prepare(module: str, tests: list[str], work: Path) -> None:
+def prepare(module: str, tests: list[str], work: Path, timeout_multiplier: float = 15.0) -> None:
     """A fresh copy of the working tree in ``work`` whose setup.cfg selects ``module`` and ``tests``."""
     shutil.rmtree(work, ignore_errors=True)
     for name in tracked_files():
@@ -71,7 +73,7 @@ def prepare(module: str, tests: list[str], work: Path) -> None:
         shutil.copy2(ROOT / name, work / name)
     cfg = (work / "setup.cfg").read_text()
     cfg = re.sub(r"^\[mutmut\].*?(?=^\[|\Z)", "", cfg, flags=re.S | re.M)
-    (work / "setup.cfg").write_text(cfg.rstrip() + "\n\n" + mutmut_section(module, tests))
+    (work / "setup.cfg").write_text(cfg.rstrip() + "\n\n" + mutmut_section(module, tests, timeout_multiplier))
 
 
 def summarize(work: Path, mutmut: list[str]) -> Counter:
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                              "'pose.engine.evaluator.x_postprocess*'); default: all")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested in parallel")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the run (the machine may be shared)")
+    parser.add_argument("--timeout-multiplier", type=float, default=15.0,
+                        help="a mutant's time limit in units of its tests' clean duration (mutmut's default 15; "
+                             "lower it where a mutant that loops forever would otherwise cost minutes)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default build/mutation/<name>)")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("mutmut") is None:
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no such test file: {', '.join(missing)}", file=sys.stderr)
         return 2
     work = args.work or ROOT / "build" / "mutation" / Path(args.module).stem
-    prepare(args.module, tests, work)
+    prepare(args.module, tests, work, args.timeout_multiplier)
     print(f"mutating {args.module} with {', '.join(tests)} in {work}", flush=True)
     run = subprocess.run(["nice", "-n", str(args.nice), *mutmut, "run", "--max-children", str(args.jobs),
                           *args.mutants], cwd=work)
