@@ -11,6 +11,7 @@ sample, a stop request at the end of an epoch, a validation split without a metr
 import os
 import re
 import signal
+import time
 
 import pytest
 import torch
@@ -109,8 +110,12 @@ def check_epoch_lines(run):
 def test_the_numbers_a_run_reports(data_root, tmp_path):
     cfg = make_cfg(data_root, tmp_path, f"train.batch_size={BATCH}", f"train.epochs={EPOCHS}", "train.val_every=2",
                    "train.lr_steps=[2]")
+    t0 = time.perf_counter()
     summary, steps = train_recording(cfg)
+    elapsed = time.perf_counter() - t0
     run = (tmp_path, summary, steps, len(build_dataset(cfg, "train")))
+    for r in summary["history"]:  # wall-clock figures, but within the run's own time
+        assert 0 < r["time_s"] < elapsed and ("AP" not in r or 0 < r["val_time_s"] < elapsed)
     check_steps_and_validation_cadence(run)
     check_summary(run)
     check_running_loss_lines(run)
@@ -121,7 +126,8 @@ def test_the_numbers_a_run_reports(data_root, tmp_path):
     assert summary["resumed_from"] is None and again["resumed_from"] == str(tmp_path / "checkpoint.pth")
     assert summary["output_dir"] == again["output_dir"] == str(tmp_path)
     assert again["history"] == summary["history"] and again["final_loss"] == summary["final_loss"]
-    assert f"nothing to do: {EPOCHS} of {EPOCHS} epochs already done" in (tmp_path / "train.log").read_text()
+    said = f": => nothing to do: {EPOCHS} of {EPOCHS} epochs already done (raise train.epochs to train longer)"
+    assert any(line.endswith(said) for line in (tmp_path / "train.log").read_text().splitlines())
 
 
 def test_an_epoch_of_one_sample_logs_its_loss(data_root, tmp_path):
@@ -157,3 +163,22 @@ def test_without_a_validation_metric_the_last_weights_are_the_best(data_root, tm
     assert best["epoch"] == 2 and "AP" not in best
     last = load_checkpoint(tmp_path / "checkpoint.pth")["model"]
     assert best["model"].keys() == last.keys() and all(torch.equal(best["model"][k], last[k]) for k in last)
+
+
+def test_validation_runs_at_the_training_precision_and_keeps_the_main_metric(data_root, tmp_path, monkeypatch):
+    # The main metric picks and names model_best.pth (MPII's is "Mean", not "AP"): stand one in
+    # with AR, which here ranks the epochs the other way round from AP.
+    precisions = []
+
+    def fake_evaluate(model, dataset, cfg, output_dir, device, *, amp, **_options):
+        precisions.append(amp)
+        return {"AP": 0.9 - 0.1 * len(precisions), "AR": 0.1 * len(precisions)}
+
+    monkeypatch.setattr(trainer, "evaluate", fake_evaluate)
+    monkeypatch.setattr(trainer, "main_metric", lambda protocol: "AR")
+    summary = train(make_cfg(data_root, tmp_path, "train.amp=bf16", "train.val_every=1",
+                             "train.max_iters_per_epoch=1"), verbose=False)
+    assert precisions == ["bf16", "bf16"]  # validation under the training's autocast
+    assert (summary["best_epoch"], summary["best_ap"]) == (2, pytest.approx(0.2))
+    best = load_checkpoint(tmp_path / "model_best.pth")
+    assert best["epoch"] == 2 and best["AR"] == pytest.approx(0.2) and "AP" not in best
