@@ -36,6 +36,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
                            "tests/test_defaults_official.py"),
     "pose/engine/evaluator.py": ("tests/test_eval_evaluator.py", "tests/test_eval_evaluator_edges.py",
                                  "tests/test_eval_wiring.py", "tests/test_eval_finish_wiring.py",
+                                 "tests/test_eval_mpii_tool.py",
                                  "tests/test_defaults_official.py"),
     "pose/engine/loss.py": ("tests/test_train_loss.py", "tests/test_train_loss_options.py",
                             "tests/test_train_loss_messages.py"),
