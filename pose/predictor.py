@@ -126,8 +126,9 @@ class Predictor:
             device has bf16 units, else float32; with onnxruntime 'auto' means float32).
         channels_last: torch backend: run the network in channels_last memory format.
         compile: torch backend: run the network compiled by inductor with its weights frozen in
-            (:class:`pose.runtime.FrozenNetwork`). Batches are padded to a power of two (up to
-            ``max_batch``, doubled for the flip test), each compiled on first use: minutes per size
+            (:class:`pose.runtime.FrozenNetwork`). Batches are padded to one of six sizes (2 x
+            ``max_batch`` and the powers of two below it: see
+            :func:`pose.runtime.power_of_two_sizes`), each compiled on first use: minutes per size
             for an HRNet on a CPU, repaid over many images. Weights changed afterwards are not seen.
     """
 

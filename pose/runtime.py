@@ -189,12 +189,14 @@ class FrozenNetwork:
         return out[:n] if isinstance(out, torch.Tensor) else type(out)(o[:n] for o in out)
 
 
-def power_of_two_sizes(largest: int) -> tuple[int, ...]:
-    """1, 2, 4, ... up to ``largest`` (and ``largest`` itself): batch sizes for :class:`FrozenNetwork`
-    where batches of any size come (a predictor's people per image), so that at most
-    log2(largest) + 1 sizes compile and a batch is padded to less than twice its size."""
+def power_of_two_sizes(largest: int, most: int = 6) -> tuple[int, ...]:
+    """Powers of two below ``largest``, and ``largest``, at most ``most`` of them (the largest
+    ones): batch sizes for :class:`FrozenNetwork` where batches of any size come (a predictor's
+    people per image), so that few sizes compile and a batch is padded to less than twice its
+    size (more for the smallest batches when ``most`` cuts). ``most`` stays under dynamo's
+    recompile limit (8 graphs per function), past which it would silently run eagerly."""
     sizes = [1 << i for i in range(max(int(largest), 1).bit_length()) if 1 << i < largest]
-    return (*sizes, int(largest))
+    return (*sizes, int(largest))[-max(int(most), 1):]
 
 
 # --- CPU memory ---------------------------------------------------------------------------------------

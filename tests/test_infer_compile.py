@@ -53,6 +53,8 @@ def test_power_of_two_sizes_and_padding_choice():
     assert runtime.power_of_two_sizes(1) == (1,)
     assert runtime.power_of_two_sizes(8) == (1, 2, 4, 8)
     assert runtime.power_of_two_sizes(12) == (1, 2, 4, 8, 12)
+    assert runtime.power_of_two_sizes(128) == (4, 8, 16, 32, 64, 128)  # the predictor's default, doubled
+    assert runtime.power_of_two_sizes(128, most=3) == (32, 64, 128)
     net = PositionNet().eval()
     frozen = runtime.FrozenNetwork(net, (8, 2, 4, 4))
     assert frozen.batch_sizes == (2, 4, 8)

@@ -125,6 +125,8 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     model.eval()
     network = model
     if compile:
+        if not getattr(loader, "batch_size", None):
+            raise ValueError("compile needs a loader with a fixed batch_size (each batch is padded to it)")
         network = runtime.FrozenNetwork(model, (loader.batch_size * (2 if flip_test else 1),))
     parts: list[Predictions] = []
     try:
