@@ -27,6 +27,7 @@ import datetime
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -152,6 +153,10 @@ class FrozenNetwork:
     and evaluation-mode networks treat the images of a batch independently, so the padding changes
     nothing. Weights changed after the first call are not seen: build a new one. Call it under
     ``torch.inference_mode`` (or ``no_grad``) and the autocast the network is meant to run in.
+
+    A size whose compilation fails (inductor cannot lower something, the C++ compiler fails on the
+    real graph where it passed :func:`compile_backend_error`'s probe) runs eagerly from then on,
+    after one warning naming the error, rather than ending a long evaluation.
     """
 
     def __init__(self, net: nn.Module, batch_sizes: Sequence[int]) -> None:
@@ -163,6 +168,8 @@ class FrozenNetwork:
         self.net = net
         self.batch_sizes = tuple(sizes)
         self._compiled = torch.compile(net, backend="inductor", dynamic=False, options={"freezing": True})
+        self._ran: set[int] = set()  # sizes that ran compiled
+        self._eager: set[int] = set()  # sizes whose compilation failed
 
     def padded_size(self, n: int) -> int:
         """The compiled batch size that a batch of ``n`` is padded to."""
@@ -183,10 +190,26 @@ class FrozenNetwork:
             # Padding makes inference tensors under inference_mode, and the compiled graph is
             # guarded on the kind: one kind for every batch keeps it to one compilation per size.
             images = images.clone()
-        out = self._compiled(images)
+        out = self._run(images, size)
         if size == n:
             return out
         return out[:n] if isinstance(out, torch.Tensor) else type(out)(o[:n] for o in out)
+
+    def _run(self, images: torch.Tensor, size: int):
+        if size in self._eager:
+            return self.net(images)
+        try:
+            out = self._compiled(images)
+        except Exception as exc:  # whatever inductor raised; a size that ran before is not compiling
+            if size in self._ran:
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            warnings.warn(f"compiling the network for batches of {size} failed ({type(exc).__name__}: {first}); "
+                          "running it eagerly", RuntimeWarning, stacklevel=3)
+            self._eager.add(size)
+            return self.net(images)
+        self._ran.add(size)
+        return out
 
 
 def power_of_two_sizes(largest: int, most: int = 6) -> tuple[int, ...]:

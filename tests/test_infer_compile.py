@@ -171,7 +171,8 @@ def test_tools_test_compiles_with_test_compile_true(workspace, monkeypatch):  # 
     class Spy(runtime.FrozenNetwork):
         def __init__(self, net, batch_sizes):
             made.append(tuple(batch_sizes))
-            self.net, self.batch_sizes, self._compiled = net, tuple(batch_sizes), net  # eager: wiring only
+            super().__init__(net, batch_sizes)
+            self._compiled = net  # eager: the wiring is tested here, not inductor
 
     monkeypatch.setattr(runtime, "FrozenNetwork", Spy)
     monkeypatch.setattr(runtime, "compile_backend_error", lambda device: None)
@@ -183,3 +184,46 @@ def test_tools_test_compiles_with_test_compile_true(workspace, monkeypatch):  # 
         stats[setting] = (tmp / setting / "results" / "stats_val2017.json").read_text()
     assert made == [(2 * load_config(cfg_file).test.batch_size,)]
     assert stats["true"] == stats["false"] == stats["auto"]
+
+
+def test_a_size_that_fails_to_compile_warns_once_and_runs_eagerly():
+    net = PositionNet().eval()
+    frozen = runtime.FrozenNetwork(net, (2, 4))
+    calls = []
+
+    def broken(images):
+        calls.append(len(images))
+        if len(images) == 4:
+            raise RuntimeError("C++ compile failed: missing header (test)\nmore lines")
+        return net(images) + 1.0  # marks the compiled path's output
+
+    frozen._compiled = broken
+    x = torch.randn(4, 3, 32, 24, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        with pytest.warns(RuntimeWarning, match=r"batches of 4 failed \(RuntimeError: C\+\+ compile failed: "
+                                                r"missing header \(test\)\); running it eagerly"):
+            out = frozen(x[:3])
+        torch.testing.assert_close(out, net(x[:3]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once: the size now runs eagerly without trying again
+            torch.testing.assert_close(frozen(x), net(x))
+            torch.testing.assert_close(frozen(x[:2]), net(x[:2]) + 1.0)  # another size still compiled
+    assert calls == [4, 2]
+
+
+def test_an_error_of_a_size_that_ran_compiled_is_raised():
+    net = PositionNet().eval()
+    frozen = runtime.FrozenNetwork(net, (2,))
+    outcomes = iter([None, ValueError("bad input (test)")])
+
+    def flaky(images):
+        error = next(outcomes)
+        if error:
+            raise error
+        return net(images)
+
+    frozen._compiled = flaky
+    with torch.inference_mode():
+        frozen(torch.randn(2, 3, 32, 24))
+        with pytest.raises(ValueError, match="bad input"):
+            frozen(torch.randn(2, 3, 32, 24))
