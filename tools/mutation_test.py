@@ -35,7 +35,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "pose/engine/nms.py": ("tests/test_eval_nms.py", "tests/test_eval_wiring.py", "tests/test_eval_nms_edges.py",
                            "tests/test_defaults_official.py"),
     "pose/engine/evaluator.py": ("tests/test_eval_evaluator.py", "tests/test_eval_evaluator_edges.py",
-                                 "tests/test_eval_wiring.py",
+                                 "tests/test_eval_wiring.py", "tests/test_eval_finish_wiring.py",
                                  "tests/test_defaults_official.py"),
     "pose/engine/loss.py": ("tests/test_train_loss.py", "tests/test_train_loss_options.py"),
     "pose/engine/checkpoint.py": ("tests/test_train_checkpoint.py", "tests/test_train_checkpoint_edges.py",
