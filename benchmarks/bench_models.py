@@ -3,7 +3,7 @@
     python benchmarks/bench_models.py                       # hrnet_w32, batch 8, 256x192, CPU, fp32 + bf16
     python benchmarks/bench_models.py --arch resnet50 --batch 4 --reps 9
     python benchmarks/bench_models.py --psa-variant official --device cuda
-    python benchmarks/bench_models.py --compile             # + torch.compile rows (minutes to compile)
+    python benchmarks/bench_models.py --compile             # + compiled rows (minutes to compile)
 
 Precisions: 'fp32' (NCHW, no autocast) and 'bf16' (bf16 autocast and channels_last, what
 tools/test.py does where the CPU has bf16 units); bf16 is left out where ``train.amp=auto`` would
@@ -19,6 +19,10 @@ one) over every map a PSA module of the network sees, at the same precision and 
 extra time over the baseline is printed in units of that pass, next to the passes over the map
 that the fast path makes (the ideal if memory traffic were all that mattered) and its number of
 modules (each also pays a fixed cost per call: the C-vector work and the operator dispatch).
+
+``--compile`` adds the three networks as ``test.compile=true`` runs them (inductor with frozen
+weights, :class:`pose.runtime.FrozenNetwork`), each compiled before the timed rounds, and prints
+PSA's ratio to the compiled baseline.
 """
 
 import argparse
@@ -30,7 +34,7 @@ import torch
 from machine import add_cpu_malloc_option, apply_cpu_malloc, describe
 
 from pose.models import PolarizedSelfAttention, count_params, create_model
-from pose.runtime import amp_autocast, resolve_amp
+from pose.runtime import FrozenNetwork, amp_autocast, resolve_amp
 
 # Map-sized memory traffic of the fast forward (pose/models/psa.py), in units of one elementwise
 # pass (a map read, a map written): x is read four times (the query row, the two pooled columns,
@@ -53,7 +57,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--placement", default="all", choices=("all", "basic"))
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) straightforward PSA_p")
     p.add_argument("--compile", action="store_true",
-                   help="also time torch.compile'd baseline and PSA_p (inductor; compiling takes minutes)")
+                   help="also time the three compiled as test.compile=true does (inductor with frozen weights; "
+                        "compiling takes minutes)")
     add_cpu_malloc_option(p)
     return p
 
@@ -86,7 +91,8 @@ def _map_pass(maps: list[torch.Tensor]) -> Callable[[], None]:
     return run
 
 
-def _networks(args, device: torch.device, x: torch.Tensor, channels_last: bool) -> dict[str, torch.nn.Module]:
+def _networks(args, device: torch.device, x: torch.Tensor,
+              channels_last: bool) -> dict[str, torch.nn.Module | FrozenNetwork]:
     def make(psa: str) -> torch.nn.Module:
         torch.manual_seed(0)
         # PyTorch's default init (init_std=0): activations of a sane scale. The official N(0, 0.001)
@@ -105,9 +111,9 @@ def _networks(args, device: torch.device, x: torch.Tensor, channels_last: bool) 
                 m.reference = True
         models["PSA_p (straightforward)"] = ref
     if args.compile:
-        for name in ("baseline", "PSA_p"):
+        for name in ("baseline", "PSA_p", "PSA_s"):
             t0 = time.perf_counter()
-            models[f"{name}, compiled"] = compiled = torch.compile(models[name])
+            models[f"{name}, compiled"] = compiled = FrozenNetwork(models[name], (len(x),))
             compiled(x)
             print(f"compiled {name} in {time.perf_counter() - t0:.0f} s", flush=True)
     return models
@@ -154,7 +160,8 @@ def run_precision(args, device: torch.device, prec: str, amp: str) -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         model = name in models
-        params = f"{count_params(models[name]) / 1e6:>11.2f}" if model else f"{'':>11}"
+        net = models[name].net if isinstance(models.get(name), FrozenNetwork) else models.get(name)
+        params = f"{count_params(net) / 1e6:>11.2f}" if model else f"{'':>11}"
         ips = f"{args.batch / med:>8.2f}" if model else f"{'':>8}"
         print(f"{name:<28}{params}{med:>10.4f}{ips}{med / base:>16.3f}x"
               f"{min(ts):>8.4f}..{max(ts):.4f}{min(ts) / base_min:>10.3f}x")
@@ -163,6 +170,11 @@ def run_precision(args, device: torch.device, prec: str, amp: str) -> None:
         extra = statistics.median(times[name]) - base
         print(f"{name} adds {extra * 1e3:.1f} ms = {extra / one_pass:.1f} passes over its input maps "
               f"(its memory traffic alone: {FAST_PATH_PASSES}), {extra / len(maps) * 1e6:.0f} us per module")
+    if "baseline, compiled" in times:
+        compiled_base = statistics.median(times["baseline, compiled"])
+        ratios = {name: statistics.median(times[f"{name}, compiled"]) / compiled_base for name in ("PSA_p", "PSA_s")}
+        print("compiled: " + ", ".join(f"{name} / baseline {r:.3f}x" for name, r in ratios.items())
+              + f" (the compiled baseline {base / compiled_base:.2f}x as fast as eager)")
 
 
 def main(args: argparse.Namespace) -> None:

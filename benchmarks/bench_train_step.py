@@ -3,6 +3,7 @@
     python benchmarks/bench_train_step.py       # the demo network and HRNet-W32 256x192 batch 8, this CPU
     python benchmarks/bench_train_step.py --nets hrnet_small:16:96x128
     python benchmarks/bench_train_step.py --nets hrnet_w32:32:192x256 --device cuda
+    python benchmarks/bench_train_step.py --compile --nets hrnet_small:16:96x128   # + compiled rows
 
 One step is what tools/train.py does per batch: forward under the precision's autocast, the
 MSE heatmap loss with target weights, backward (through a GradScaler for fp16) and the optimizer
@@ -14,7 +15,9 @@ Networks (--nets, ARCH:BATCH:WxH, comma-separated) are measured one after the ot
 run, each with its own table. Rows also include, for the first network's PSA_p at the mixed
 precision: the straightforward convolution form of PSA (autograd through three C x C/2
 convolutions) and the per-tensor (unfused) Adam, so the gains of the hand-written PSA backward and
-of the fused optimizer are measured in the same run.
+of the fused optimizer are measured in the same run. ``--compile`` adds the three networks at each
+precision as ``train.compile=true`` trains them (forward and backward compiled by inductor, once,
+in the first untimed round, whose time is printed); their "/ baseline" is to the compiled baseline.
 
 Within a network, all rows are built once and timed in interleaved rounds (the order rotates each
 round), so load from other processes hits them alike; the median step is reported, with
@@ -33,7 +36,7 @@ from machine import add_cpu_malloc_option, apply_cpu_malloc, describe
 from pose.engine.loss import JointsMSELoss
 from pose.engine.optim import build_optimizer
 from pose.models import PolarizedSelfAttention, count_params, create_model
-from pose.runtime import amp_autocast, resolve_amp
+from pose.runtime import amp_autocast, compile_model, resolve_amp
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -49,6 +52,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--precisions", default="fp32,amp", help="comma-separated: fp32, amp")
     p.add_argument("--no-extra", action="store_true",
                    help="leave out the straightforward-PSA and unfused-Adam rows")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the three compiled as train.compile=true does (inductor; compiling takes minutes "
+                        "per row on a CPU)")
     add_cpu_malloc_option(p)
     return p
 
@@ -63,6 +69,11 @@ class Row:
     scaler: torch.amp.GradScaler
     times: list[float]
     peak_bytes: int = 0
+    forward: torch.nn.Module | None = None  # the compiled model, else the model itself
+
+    @property
+    def baseline_key(self) -> tuple[str, bool]:
+        return self.amp, self.forward is not self.model
 
 
 def _sync(device: torch.device) -> None:
@@ -94,7 +105,7 @@ def parse_nets(text: str) -> list[Net]:
 
 
 def _make_row(name: str, net: Net, device: torch.device, *, psa: str, amp: str, reference: bool = False,
-              fused: bool = True) -> Row:
+              fused: bool = True, compiled: bool = False) -> Row:
     torch.manual_seed(0)
     # PyTorch's default init (init_std=0): activations of a sane scale (the official N(0, 0.001)
     # init shrinks them into float32 denormals, slow on x86 CPUs and not what training sees).
@@ -110,14 +121,15 @@ def _make_row(name: str, net: Net, device: torch.device, *, psa: str, amp: str, 
     optimizer = (build_optimizer(model, name="adam", lr=1e-3) if fused
                  else torch.optim.Adam(model.parameters(), lr=1e-3, fused=False, foreach=False))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    return Row(name, model, optimizer, amp, channels_last, scaler, [])
+    return Row(name, model, optimizer, amp, channels_last, scaler, [],
+               forward=compile_model(model) if compiled else model)
 
 
 def _step(row: Row, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
           criterion: torch.nn.Module) -> None:
     x = images.contiguous(memory_format=torch.channels_last) if row.channels_last else images
     with amp_autocast(images.device, row.amp):
-        out = row.model(x)
+        out = row.forward(x)
     loss = criterion(out, target, weight)
     row.optimizer.zero_grad(set_to_none=True)
     row.scaler.scale(loss).backward()
@@ -125,13 +137,16 @@ def _step(row: Row, images: torch.Tensor, target: torch.Tensor, weight: torch.Te
     row.scaler.update()
 
 
-def _build_rows(net: Net, device: torch.device, precisions: list[str], amp: str, extra: bool) -> list[Row]:
+def _build_rows(net: Net, device: torch.device, precisions: list[str], amp: str, extra: bool,
+                compiled: bool) -> list[Row]:
     rows: list[Row] = []
     for prec in precisions:
         row_amp = "none" if prec == "fp32" else amp
         label = "fp32" if prec == "fp32" else amp
-        for psa, name in (("none", "baseline"), ("parallel", "PSA_p"), ("sequential", "PSA_s")):
-            rows.append(_make_row(f"{name}, {label}", net, device, psa=psa, amp=row_amp))
+        for compile_row in (False, True) if compiled else (False,):
+            for psa, name in (("none", "baseline"), ("parallel", "PSA_p"), ("sequential", "PSA_s")):
+                rows.append(_make_row(f"{name}, {label}" + (", compiled" if compile_row else ""), net, device,
+                                      psa=psa, amp=row_amp, compiled=compile_row))
     if extra and precisions:
         row_amp = "none" if precisions[-1] == "fp32" else amp
         label = "fp32" if row_amp == "none" else amp
@@ -149,9 +164,12 @@ def _time_rows(rows: list[Row], net: Net, device: torch.device, args) -> None:
     target = torch.rand(net.batch, *probe.shape[1:], generator=g).to(device)
     weight = torch.ones(net.batch, probe.shape[1], 1, device=device)
     criterion = JointsMSELoss(use_target_weight=True)
-    for _ in range(args.warmup):
+    for i in range(args.warmup):
         for row in rows:
+            t0 = time.perf_counter()
             _step(row, images, target, weight, criterion)
+            if i == 0 and row.forward is not row.model:
+                print(f"{row.name}: compiled in {time.perf_counter() - t0:.0f} s (first step)", flush=True)
     for r in range(args.reps):
         for row in rows[r % len(rows):] + rows[:r % len(rows)]:
             if device.type == "cuda":
@@ -168,15 +186,16 @@ def _time_rows(rows: list[Row], net: Net, device: torch.device, args) -> None:
 
 def _print_table(net: Net, rows: list[Row], device: torch.device) -> None:
     base = statistics.median(rows[0].times)
-    baselines = {row.amp: statistics.median(row.times) for row in rows if row.name.startswith("baseline")}
+    baselines = {row.baseline_key: statistics.median(row.times) for row in rows if row.name.startswith("baseline")}
     mem = device.type == "cuda"
     print(f"\n{net.arch}, batch {net.batch}, {net.width}x{net.height}:")
     print(f"{'row':<34}{'params (M)':>11}{'median step s':>15}{'samples/s':>11}{'time / first':>14}"
           f"{'/ baseline':>12}{'min..max s':>16}" + (f"{'peak GiB':>10}" if mem else ""))
     for row in rows:
         med = statistics.median(row.times)
+        to_baseline = med / baselines[row.baseline_key]
         print(f"{row.name:<34}{count_params(row.model) / 1e6:>11.2f}{med:>15.4f}{net.batch / med:>11.1f}"
-              f"{med / base:>13.3f}x{med / baselines[row.amp]:>11.3f}x{min(row.times):>8.4f}..{max(row.times):.4f}"
+              f"{med / base:>13.3f}x{to_baseline:>11.3f}x{min(row.times):>8.4f}..{max(row.times):.4f}"
               + (f"{row.peak_bytes / 2**30:>10.2f}" if mem else ""))
 
 
@@ -197,9 +216,9 @@ def main(args: argparse.Namespace) -> None:
     print(describe())
     apply_cpu_malloc(args)
     print(f"settings: nets={args.nets} device={device} mixed precision=train.amp=auto -> {amp_name} + "
-          f"channels_last | reps={args.reps} steps/round={args.steps} warmup={args.warmup}")
+          f"channels_last | reps={args.reps} steps/round={args.steps} warmup={args.warmup} compile={args.compile}")
     for i, net in enumerate(nets):
-        rows = _build_rows(net, device, precisions, amp, extra=i == 0 and not args.no_extra)
+        rows = _build_rows(net, device, precisions, amp, extra=i == 0 and not args.no_extra, compiled=args.compile)
         if i == 0:
             kind = "fused Adam" if rows and rows[0].optimizer.defaults.get("fused") else "per-tensor Adam"
             print(f"optimizer: {kind} (as tools/train.py builds it)")

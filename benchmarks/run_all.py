@@ -39,14 +39,15 @@ class Benchmark:
     title: str
     args: tuple[str, ...] = ()
     long: bool = False  # run only when named
+    program: str = ""  # the script's name when it differs from ``name`` (a script run with other args)
 
     @property
     def script(self) -> Path:
-        return ROOT / "benchmarks" / f"{self.name}.py"
+        return ROOT / "benchmarks" / f"{self.program or self.name}.py"
 
     @property
     def command(self) -> str:
-        return " ".join(["python", f"benchmarks/{self.name}.py", *self.args])
+        return " ".join(["python", f"benchmarks/{self.program or self.name}.py", *self.args])
 
 
 # In the order the page shows them.
@@ -58,6 +59,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_data", "Training data pipeline per loading process"),
     Benchmark("bench_eval", "Evaluation post-processing at val2017 scale", ("--naive-fraction", "0.2")),
     Benchmark("bench_psa_ablation", "PSA ablation on the synthetic data (trains three networks)", long=True),
+    # Compiled rows: minutes of compiling per network, so run by name.
+    Benchmark("bench_models_compiled", "PSA cost: forward pass, eager and compiled (test.compile=true)",
+              ("--compile", "--no-reference"), long=True, program="bench_models"),
+    Benchmark("bench_train_step_compiled", "PSA cost: training step of the demo network, eager and compiled "
+              "(train.compile=true)", ("--compile", "--nets", "hrnet_small:16:96x128", "--no-extra"), long=True,
+              program="bench_train_step"),
 )
 
 

@@ -239,6 +239,12 @@ class TestConfig:
     amp: str = "none"
     # Run the network in channels_last memory format (faster convolutions on CPUs, with bf16).
     channels_last: bool = False
+    # Inference compiled by inductor with the weights frozen in (BatchNorm folded, convolution
+    # weights packed once, elementwise steps fused) for tools/test.py and the predictor: true,
+    # false, or auto (on CUDA only: on a CPU, compiling HRNet takes minutes, worth it over a
+    # large split or many images, not a small one). Each batch size compiles once; tools/test.py
+    # pads its last batch to the full size. Without a working backend: one warning, eager.
+    compile: str = "false"
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "test.refine": ("default", "dark", "none"),
     "test.eval_backend": ("pycocotools", "faster_coco_eval"),
     "test.amp": ("none", "bf16", "fp16", "auto"),
+    "test.compile": ("auto", "true", "false"),
     "cpu_malloc": ("retain", "system"),
 }
 

@@ -14,6 +14,7 @@ COCO detection-results file (:class:`DetectionBoxes`).
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,15 @@ from pose.keypoint_source import resolve_run_keypoints
 from pose.keypoints import KeypointSet
 from pose.models import build_model, load_weights
 from pose.onnx_model import OnnxModel
-from pose.runtime import amp_autocast, configure_cpu_malloc, resolve_amp, resolve_device
+from pose.runtime import (
+    FrozenNetwork,
+    amp_autocast,
+    configure_cpu_malloc,
+    power_of_two_sizes,
+    resolve_amp,
+    resolve_compile,
+    resolve_device,
+)
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -116,6 +125,11 @@ class Predictor:
         amp: torch backend: 'none' (float32), 'bf16', 'fp16' autocast, or 'auto' (bf16 where the
             device has bf16 units, else float32; with onnxruntime 'auto' means float32).
         channels_last: torch backend: run the network in channels_last memory format.
+        compile: torch backend: run the network compiled by inductor with its weights frozen in
+            (:class:`pose.runtime.FrozenNetwork`). Batches are padded to one of six sizes (2 x
+            ``max_batch`` and the powers of two below it: see
+            :func:`pose.runtime.power_of_two_sizes`), each compiled on first use: minutes per size
+            for an HRNet on a CPU, repaid over many images. Weights changed afterwards are not seen.
     """
 
     def __init__(self, model: nn.Module | OnnxModel | str | os.PathLike, codec: HeatmapCodec, *,
@@ -124,11 +138,13 @@ class Predictor:
                  padding: float = 1.25, pixel_std: float = 200.0, device: str | torch.device = "cpu",
                  flip_test: bool = True, shift_heatmap: bool = True, refine: str = "default",
                  kpt_score_thresh: float = 0.2, max_batch: int = 64, backend: str = "torch", amp: str = "none",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, compile: bool = False) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if compile and backend != "torch":
+            raise ValueError("compile is an option of the torch backend; ONNX Runtime optimises its own graph")
         self.device = resolve_device(device)
         self.codec = codec
         self.crop_input = CropInput(input_size=input_size, color_rgb=color_rgb, mean=mean, std=std,
@@ -138,6 +154,9 @@ class Predictor:
         self.amp = resolve_amp(amp, self.device) if backend == "torch" else _onnx_amp(amp)
         self.channels_last = bool(channels_last)
         self.model = self._network(model)
+        # Both flip settings fit: flip_test is a public attribute that may change after this.
+        self._forward = (FrozenNetwork(self.model, power_of_two_sizes(2 * int(max_batch)))
+                         if compile else self.model)
         self.flip_test = bool(flip_test)
         self.shift_heatmap = bool(shift_heatmap)
         self.refine = refine
@@ -168,8 +187,9 @@ class Predictor:
                     flip_test: bool | None = None, backend: str = "torch", **kwargs) -> "Predictor":
         """Build the network of ``cfg.model``, load ``weights`` (strict; a mismatch raises the
         error of ``pose.models.load_weights`` naming the file and the keys) and take the
-        preprocessing from ``cfg.data`` and the decoding, rescoring, ``amp`` and ``channels_last``
-        from ``cfg.test`` (keyword arguments override them).
+        preprocessing from ``cfg.data`` and the decoding, rescoring, ``amp``, ``channels_last`` and
+        ``compile`` from ``cfg.test`` (keyword arguments override them; ``test.compile=true`` where
+        inductor cannot run warns once and runs eagerly).
 
         ``backend='onnxruntime'``: ``weights`` is the ``.onnx`` file of ``tools/export_onnx.py``.
         ``weights=None`` keeps the freshly initialised network (for tests and smoke runs).
@@ -186,6 +206,11 @@ class Predictor:
         else:
             model = _load_network(cfg, weights)
         options = {"amp": cfg.test.amp, "channels_last": cfg.test.channels_last, **kwargs}
+        if backend == "torch" and "compile" not in kwargs:
+            options["compile"], why = resolve_compile(cfg.test.compile, resolve_device(device), deterministic=False,
+                                                      key="test.compile")
+            if not options["compile"] and cfg.test.compile == "true":
+                warnings.warn(f"{why}: predicting eagerly (uncompiled) instead", RuntimeWarning, stacklevel=2)
         predictor = cls(model, build_codec_from_config(cfg), input_size=tuple(cfg.data.input_size),
                         color_rgb=cfg.data.color_rgb, mean=cfg.data.mean, std=cfg.data.std,
                         padding=cfg.data.padding, pixel_std=cfg.data.pixel_std, device=device,
@@ -216,7 +241,7 @@ class Predictor:
         with amp_autocast(self.device, self.amp):
             for start in range(0, len(inputs), self.max_batch):
                 chunk = inputs[start:start + self.max_batch].to(self.device)
-                outs.append(network_heatmaps(self.model, chunk, self.codec, flip_test=self.flip_test,
+                outs.append(network_heatmaps(self._forward, chunk, self.codec, flip_test=self.flip_test,
                                              shift_heatmap=self.shift_heatmap, channels_last=self.channels_last).cpu())
         return torch.cat(outs)
 

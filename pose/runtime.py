@@ -8,7 +8,7 @@ One home for what the trainer, the tester, the evaluator and the predictor all n
   ``WORLD_SIZE``, or 1) everything works in one process: rank 0 of 1, collectives return their input;
 * :func:`resolve_amp` and :func:`amp_autocast`: the ``amp`` setting and its autocast context;
 * :func:`resolve_compile` and :func:`compile_model`: ``train.compile`` (``torch.compile`` with
-  inductor);
+  inductor); :class:`FrozenNetwork`: ``test.compile``, a network compiled for inference;
 * :func:`configure_cpu_malloc`: ``cpu_malloc``, whether freed tensor memory stays in the process.
 
 A failing rank must not leave the others waiting. Three mechanisms together:
@@ -27,6 +27,8 @@ import datetime
 import logging
 import os
 import sys
+import warnings
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -36,10 +38,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 600.0
 
-__all__ = ["AMP_DTYPES", "CPU_MALLOC_CHOICES", "all_mean", "amp_autocast", "any_rank", "barrier", "cleanup",
-           "compile_backend_error", "compile_model", "configure_cpu_malloc", "describe_failure", "flags_any",
-           "flags_by_rank", "init_distributed", "is_distributed", "is_main", "local_rank", "rank", "resolve_amp",
-           "resolve_compile", "resolve_device", "world_size"]
+__all__ = ["AMP_DTYPES", "CPU_MALLOC_CHOICES", "FrozenNetwork", "all_mean", "amp_autocast", "any_rank", "barrier",
+           "cleanup", "compile_backend_error", "compile_model", "configure_cpu_malloc", "describe_failure",
+           "flags_any", "flags_by_rank", "init_distributed", "is_distributed", "is_main", "local_rank",
+           "power_of_two_sizes", "rank", "resolve_amp", "resolve_compile", "resolve_device", "world_size"]
 
 # Resolved amp values and their autocast dtypes.
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -109,8 +111,10 @@ def compile_backend_error(device: torch.device) -> str | None:
     return None
 
 
-def resolve_compile(setting: str, device: torch.device, *, deterministic: bool) -> tuple[bool, str]:
-    """``train.compile`` -> (compile?, why), checking that the backend works where compiling is asked.
+def resolve_compile(setting: str, device: torch.device, *, deterministic: bool,
+                    key: str = "train.compile") -> tuple[bool, str]:
+    """``train.compile`` (or the setting ``key`` names) -> (compile?, why), checking that the backend
+    works where compiling is asked.
 
     'false': never. 'true': always, unless inductor cannot run on ``device`` (the reason is
     returned, for one warning). 'auto': only on CUDA (Triton kernels; compiling pays for itself
@@ -119,16 +123,16 @@ def resolve_compile(setting: str, device: torch.device, *, deterministic: bool) 
     short run gains, so 'auto' stays eager there.
     """
     if setting not in ("auto", "true", "false"):
-        raise ValueError(f"unknown train.compile {setting!r}; valid: auto, true, false")
+        raise ValueError(f"unknown {key} {setting!r}; valid: auto, true, false")
     if setting == "false":
-        return False, "train.compile=false"
+        return False, f"{key}=false"
     if setting == "auto" and (device.type != "cuda" or deterministic):
-        return False, ("train.compile=auto: eager with train.deterministic=true" if deterministic
-                       else f"train.compile=auto: eager on {device.type}")
+        return False, (f"{key}=auto: eager with train.deterministic=true" if deterministic
+                       else f"{key}=auto: eager on {device.type}")
     error = compile_backend_error(device)
     if error is not None:
         return False, f"torch.compile cannot run on {device.type} here ({error})"
-    return True, f"train.compile={setting}"
+    return True, f"{key}={setting}"
 
 
 def compile_model(net: nn.Module) -> nn.Module:
@@ -136,6 +140,86 @@ def compile_model(net: nn.Module) -> nn.Module:
     state_dict and for evaluation). Shapes are static: one graph for full batches, one for a short
     last batch, each compiled once per run."""
     return torch.compile(net, backend="inductor", dynamic=False)
+
+
+class FrozenNetwork:
+    """``net`` compiled by inductor for inference with its weights frozen into the compiled code
+    (inductor's ``freezing``: BatchNorm folded into the convolutions, convolution weights packed
+    once for oneDNN, elementwise steps fused), called like the network.
+
+    Shapes are static (freezing does not compile a dynamic batch), so a batch of ``n`` is padded
+    with zero images to the smallest of ``batch_sizes`` that holds it and the padding's outputs are
+    dropped: each size compiles once, on its first use (minutes for an HRNet on a few CPU cores),
+    and evaluation-mode networks treat the images of a batch independently, so the padding changes
+    nothing. Weights changed after the first call are not seen: build a new one. Call it under
+    ``torch.inference_mode`` (or ``no_grad``) and the autocast the network is meant to run in.
+
+    A size whose compilation fails (inductor cannot lower something, the C++ compiler fails on the
+    real graph where it passed :func:`compile_backend_error`'s probe) runs eagerly from then on,
+    after one warning naming the error, rather than ending a long evaluation.
+    """
+
+    def __init__(self, net: nn.Module, batch_sizes: Sequence[int]) -> None:
+        sizes = sorted({int(s) for s in batch_sizes})
+        if not sizes or sizes[0] < 1:
+            raise ValueError(f"batch_sizes must be positive sizes, got {list(batch_sizes)}")
+        if net.training:
+            raise ValueError("FrozenNetwork compiles for inference: put the network in eval mode first")
+        self.net = net
+        self.batch_sizes = tuple(sizes)
+        self._compiled = torch.compile(net, backend="inductor", dynamic=False, options={"freezing": True})
+        self._ran: set[int] = set()  # sizes that ran compiled
+        self._eager: set[int] = set()  # sizes whose compilation failed
+
+    def padded_size(self, n: int) -> int:
+        """The compiled batch size that a batch of ``n`` is padded to."""
+        for size in self.batch_sizes:
+            if size >= n:
+                return size
+        raise ValueError(f"a batch of {n} is more than the largest compiled batch size {self.batch_sizes[-1]}")
+
+    def __call__(self, images: torch.Tensor):
+        n = images.shape[0]
+        size = self.padded_size(n)
+        if size > n:
+            fmt = (torch.channels_last if images.dim() == 4 and not images.is_contiguous()
+                   and images.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+            images = torch.cat([images, images.new_zeros((size - n, *images.shape[1:]))])
+            images = images.contiguous(memory_format=fmt)
+        elif torch.is_inference_mode_enabled() and not images.is_inference():
+            # Padding makes inference tensors under inference_mode, and the compiled graph is
+            # guarded on the kind: one kind for every batch keeps it to one compilation per size.
+            images = images.clone()
+        out = self._run(images, size)
+        if size == n:
+            return out
+        return out[:n] if isinstance(out, torch.Tensor) else type(out)(o[:n] for o in out)
+
+    def _run(self, images: torch.Tensor, size: int):
+        if size in self._eager:
+            return self.net(images)
+        try:
+            out = self._compiled(images)
+        except Exception as exc:  # whatever inductor raised; a size that ran before is not compiling
+            if size in self._ran:
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            warnings.warn(f"compiling the network for batches of {size} failed ({type(exc).__name__}: {first}); "
+                          "running it eagerly", RuntimeWarning, stacklevel=3)
+            self._eager.add(size)
+            return self.net(images)
+        self._ran.add(size)
+        return out
+
+
+def power_of_two_sizes(largest: int, most: int = 6) -> tuple[int, ...]:
+    """Powers of two below ``largest``, and ``largest``, at most ``most`` of them (the largest
+    ones): batch sizes for :class:`FrozenNetwork` where batches of any size come (a predictor's
+    people per image), so that few sizes compile and a batch is padded to less than twice its
+    size (more for the smallest batches when ``most`` cuts). ``most`` stays under dynamo's
+    recompile limit (8 graphs per function), past which it would silently run eagerly."""
+    sizes = [1 << i for i in range(max(int(largest), 1).bit_length()) if 1 << i < largest]
+    return (*sizes, int(largest))[-max(int(most), 1):]
 
 
 # --- CPU memory ---------------------------------------------------------------------------------------

@@ -68,3 +68,29 @@ def test_every_benchmark_script_is_on_the_page():
         sys.modules.pop("run_all", None)
     scripts = {p.stem for p in (ROOT / "benchmarks").glob("bench_*.py")}
     assert scripts <= {b.name for b in module.BENCHMARKS}, "a benchmark script is missing from run_all.BENCHMARKS"
+
+
+def test_an_entry_may_run_another_script_with_its_own_args(run_all, tmp_path, monkeypatch):
+    (tmp_path / "benchmarks" / "bench_d.py").write_text("import sys; print('args', sys.argv[1:])\n")
+    plain = run_all.Benchmark("bench_d", "plain")
+    extra = run_all.Benchmark("bench_d_more", "with args", ("--more",), long=True, program="bench_d")
+    monkeypatch.setattr(run_all, "BENCHMARKS", (plain, extra))
+    assert extra.command == "python benchmarks/bench_d.py --more"
+    assert run_all.run(plain, "CPU X") and run_all.run(extra, "CPU X")
+    outputs = {r["benchmark"]: r["output"] for r in run_all.load_records()}
+    assert outputs == {"bench_d": "args []", "bench_d_more": "args ['--more']"}
+    assert (tmp_path / "docs" / "benchmarks" / "cpu-x" / "bench_d_more.json").is_file()
+
+
+def test_the_compiled_entries_name_real_scripts_and_options():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        module = importlib.import_module("run_all")
+        for bench in module.BENCHMARKS:
+            assert bench.script.is_file(), bench.name
+            if bench.program:  # its args must parse
+                script = importlib.import_module(bench.program)
+                script.get_args_parser().parse_args(list(bench.args))
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+        sys.modules.pop("run_all", None)

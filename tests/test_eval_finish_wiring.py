@@ -1,53 +1,77 @@
-"""evaluate()'s last step hands the config's post-processing settings on and writes each result
-under its instance's keypoint category (survivors of a mutation run of pose/engine/evaluator.py:
-``test.kpt_score_thresh``, ``test.oks_nms_thresh`` and ``test.soft_nms`` could be dropped in favour
-of the defaults, and the category ids replaced by 1, unnoticed)."""
+"""evaluate()'s last step (_finish): the results file is what rescoring and OKS NMS give with the
+config's own thresholds (not the defaults), every kept instance under its record's category, and
+the ground-truth-box metrics only with ground-truth boxes."""
 
 import json
 
 import numpy as np
 import pytest
+from test_eval_evaluator import DiagonalModel, coco_root, make_cfg  # noqa: F401  (module fixture)
+from torch.utils.data import DataLoader
 
-from pose.config import Config, apply_overrides
 from pose.data import build_dataset
-from pose.engine import evaluator
-from pose.engine.evaluator import Predictions, results_paths
+from pose.engine.evaluator import evaluate, postprocess, results_paths, run_inference
+
+SETTINGS = {
+    "official": (),
+    "strict": ("test.kpt_score_thresh=0.85", "test.oks_nms_thresh=0.3"),
+    "soft": ("test.kpt_score_thresh=0.85", "test.oks_nms_thresh=0.3", "test.soft_nms=true"),
+}
 
 
-def crop_predictions(dataset, seed=0):
-    """Random predictions, one per crop of ``dataset``, in its frame (image ids and indices real)."""
-    rng = np.random.default_rng(seed)
-    n, k = len(dataset.records), dataset.keypoints.num_joints
-    return Predictions(coords=rng.uniform(0, 100, (n, k, 2)).astype(np.float32),
-                       maxvals=rng.uniform(0, 1, (n, k)).astype(np.float32),
-                       centers=rng.uniform(0, 100, (n, 2)).astype(np.float32),
-                       scales=rng.uniform(0.5, 1, (n, 2)).astype(np.float32),
-                       areas=rng.uniform(1e3, 1e4, n), box_scores=rng.uniform(0.5, 1, n),
-                       image_ids=np.array([r["image_id"] for r in dataset.records], np.int64),
-                       indices=np.arange(n, dtype=np.int64))
+def written(cfg) -> list[tuple]:
+    results_file, _ = results_paths(cfg.output_dir, "val2017")
+    rows = json.loads(results_file.read_text())
+    return sorted((r["image_id"], r["category_id"], round(r["score"], 6), tuple(np.round(r["keypoints"], 3)))
+                  for r in rows)
 
 
-@pytest.mark.parametrize("soft", [False, True])
-def test_finish_uses_the_configs_post_processing_and_categories(data_root, tmp_path, monkeypatch, soft):
-    cfg = apply_overrides(Config(), [f"data.root={data_root}", f"output_dir={tmp_path}", "test.use_gt_bbox=true",
-                                     "test.kpt_score_thresh=0.35", "test.oks_nms_thresh=0.7",
-                                     f"test.soft_nms={str(soft).lower()}"])
+def expected(cfg, dataset) -> list[tuple]:
+    """The same crops through run_inference and postprocess with cfg.test's values, by hand."""
+    preds = run_inference(DiagonalModel(), DataLoader(dataset, batch_size=cfg.test.batch_size), dataset.codec,
+                          flip_test=cfg.test.flip_test, shift_heatmap=cfg.test.shift_heatmap,
+                          refine=cfg.test.refine, device="cpu")
+    keep, scores = postprocess(preds, sigmas=dataset.keypoints.oks_sigmas,
+                               kpt_score_thresh=cfg.test.kpt_score_thresh, oks_thresh=cfg.test.oks_nms_thresh,
+                               soft_nms=cfg.test.soft_nms)
+    keypoints = preds.keypoints()
+    return sorted((int(preds.image_ids[i]), int(dataset.records[int(preds.indices[i])].get("category_id", 1)),
+                   round(float(scores[i]), 6), tuple(np.round(keypoints[i].ravel().astype(float), 3)))
+                  for i in keep)
+
+
+def test_results_follow_the_configured_rescoring_and_nms(coco_root, tmp_path):  # noqa: F811
+    files = {}
+    for name, overrides in SETTINGS.items():
+        cfg = make_cfg(coco_root, tmp_path / name, "test.use_gt_bbox=false", *overrides)
+        dataset = build_dataset(cfg, "val")
+        evaluate(DiagonalModel(), dataset, cfg, cfg.output_dir, "cpu", verbose=False)
+        files[name] = written(cfg)
+        assert files[name] == expected(cfg, dataset), name
+    # each setting changes the file, so the comparisons above test the wiring of each value
+    assert files["official"] != files["strict"] != files["soft"]
+    assert len(files["soft"]) > len(files["strict"])  # soft NMS rescores instead of dropping
+    assert len(files["official"]) == len(dataset.records) // 2  # each detection twice: the copy dropped
+    assert len(files["strict"]) < len(files["official"])  # OKS 0.3 also drops an overlapping neighbour
+
+
+def test_ground_truth_box_metrics_only_with_ground_truth_boxes(coco_root, tmp_path):  # noqa: F811
+    extra = {"PCK@0.05", "AUC", "EPE"}
+    for use_gt in (True, False):
+        cfg = make_cfg(coco_root, tmp_path / str(use_gt), f"test.use_gt_bbox={str(use_gt).lower()}")
+        stats = evaluate(DiagonalModel(), build_dataset(cfg, "val"), cfg, cfg.output_dir, "cpu", verbose=False)
+        assert (extra <= set(stats)) is use_gt
+        if use_gt:
+            assert 0.0 < stats["PCK@0.05"] <= 1.0 and stats["EPE"] > 0.0
+
+
+@pytest.mark.parametrize("category", [1, 7])
+def test_each_result_carries_its_records_category(coco_root, tmp_path, category):  # noqa: F811
+    cfg = make_cfg(coco_root, tmp_path, "test.use_gt_bbox=true")
     dataset = build_dataset(cfg, "val")
-    for i, record in enumerate(dataset.records):  # as a file whose keypoint category is not 1
-        record["category_id"] = 3 + i % 2
-    seen = {}
-    real = evaluator.postprocess
-
-    def recording(preds, **kwargs):
-        seen.update(kwargs)
-        return real(preds, **kwargs)
-
-    monkeypatch.setattr(evaluator, "postprocess", recording)
-    preds = crop_predictions(dataset)
-    evaluator._finish(preds, dataset, cfg, tmp_path, verbose=False)
-    assert seen["kpt_score_thresh"] == 0.35 and seen["oks_thresh"] == 0.7 and seen["soft_nms"] is soft
-    np.testing.assert_array_equal(seen["sigmas"], dataset.keypoints.oks_sigmas)
-    keep, scores = real(preds, **seen)
-    results = json.loads(results_paths(tmp_path, dataset.image_set)[0].read_text())
-    assert [r["category_id"] for r in results] == [3 + int(i) % 2 for i in preds.indices[keep]]
-    assert [r["score"] for r in results] == pytest.approx(scores[keep].tolist(), rel=1e-6)
+    for record in dataset.records:
+        record["category_id"] = category
+    stats = evaluate(DiagonalModel(), dataset, cfg, cfg.output_dir, "cpu", verbose=False)
+    results_file, _ = results_paths(cfg.output_dir, "val2017")
+    assert {r["category_id"] for r in json.loads(results_file.read_text())} == {category}
+    assert (stats["AP"] > 0.05) is (category == 1)  # pycocotools matches results by category

@@ -19,6 +19,7 @@ from pose.export import export_onnx
 from pose.keypoints import COCO17
 from pose.models import build_model
 from pose.predictor import Predictor
+from pose.runtime import FrozenNetwork
 
 pytest.importorskip("onnxruntime")
 CFG = "experiments/synthetic/tiny.yaml"
@@ -112,7 +113,20 @@ def test_bench_infer_runs_and_holds_its_tolerances(capsys):
 
     args = bench_infer.get_args_parser().parse_args(
         ["--arch", "hrnet_tiny", "--input-size", "48", "64", "--batch", "4", "--rounds", "1", "--warmup", "0",
-         "--threads", "1"])
+         "--threads", "1", "--no-compile"])
     assert bench_infer.main(args) == 0
     out = capsys.readouterr().out
     assert "eager bf16 + channels_last" in out and "onnxruntime" in out and "best:" in out
+    assert "\ncompiled" not in out and "compiled in" not in out  # compiling takes too long for a test
+
+
+def test_bench_infer_builds_compiled_backends_by_default(tmp_path):
+    """Built, not run: each compiled backend's predictor runs a FrozenNetwork (compiling on first call)."""
+    import bench_infer
+
+    args = bench_infer.get_args_parser().parse_args(["--arch", "hrnet_tiny", "--input-size", "48", "64"])
+    predictors = bench_infer.build_predictors(args, tmp_path)
+    compiled = {n: p for n, p in predictors.items() if n.startswith("compiled")}
+    assert list(compiled) == ["compiled fp32", "compiled bf16 + channels_last"]
+    assert all(isinstance(p._forward, FrozenNetwork) for p in compiled.values())
+    assert [(p.amp, p.channels_last) for p in compiled.values()] == [("none", False), ("bf16", True)]

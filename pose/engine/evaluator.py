@@ -102,7 +102,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_heatmap: bool, refine: str,
-                  device: str | torch.device, amp: str = "none", channels_last: bool = False) -> Predictions:
+                  device: str | torch.device, amp: str = "none", channels_last: bool = False,
+                  compile: bool = False) -> Predictions:
     """Predictions for every batch of ``loader`` (dicts as ``CocoKeypoints`` items, default-collated).
 
     Each batch: ``image`` (B, 3, H, W) goes through ``model`` (in eval mode, under
@@ -112,6 +113,8 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
     (B, K, h, w) are decoded with ``codec.decode(refine=refine)`` and mapped to image px with
     ``codec.to_image`` and the batch's ``center``/``scale``. The model's train/eval mode is restored.
     ``channels_last``: the model is converted to that memory format (in place) and fed in it.
+    ``compile``: the model runs as a :class:`pose.runtime.FrozenNetwork` compiled for the loader's
+    batch size (the last, shorter batch padded to it), so it compiles once per call.
     """
     device = torch.device(device)
     autocast = runtime.amp_autocast(device, amp)  # an unknown amp fails here, before the model is touched
@@ -120,12 +123,17 @@ def run_inference(model: nn.Module, loader, codec, *, flip_test: bool, shift_hea
         model.to(memory_format=torch.channels_last)
     was_training = model.training
     model.eval()
+    network = model
+    if compile:
+        if not getattr(loader, "batch_size", None):
+            raise ValueError("compile needs a loader with a fixed batch_size (each batch is padded to it)")
+        network = runtime.FrozenNetwork(model, (loader.batch_size * (2 if flip_test else 1),))
     parts: list[Predictions] = []
     try:
         with torch.inference_mode(), autocast:
             for batch in loader:
                 images = batch["image"].to(device, non_blocking=True)
-                heatmaps = network_heatmaps(model, images, codec, flip_test=flip_test, shift_heatmap=shift_heatmap,
+                heatmaps = network_heatmaps(network, images, codec, flip_test=flip_test, shift_heatmap=shift_heatmap,
                                             channels_last=channels_last).cpu().numpy()
                 centers = batch["center"].numpy().astype(np.float32)
                 scales = batch["scale"].numpy().astype(np.float32)
@@ -219,12 +227,12 @@ def _finish(preds: Predictions, dataset, cfg: Config, output_dir, verbose: bool)
 
 def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLike,
              device: str | torch.device, *, amp: str = "none", channels_last: bool = False,
-             verbose: bool = True) -> dict[str, float]:
+             compile: bool = False, verbose: bool = True) -> dict[str, float]:
     """COCO keypoint AP of ``model`` on ``dataset`` (a ``CocoKeypoints`` in evaluation mode).
 
     Uses ``cfg.test`` (batch_size, flip_test, shift_heatmap, refine, kpt_score_thresh,
     oks_nms_thresh, soft_nms, eval_backend) and ``cfg.train.workers`` for the loader; ``amp`` (resolved:
-    'none', 'bf16', 'fp16') and ``channels_last`` as :func:`run_inference`. Writes
+    'none', 'bf16', 'fp16'), ``channels_last`` and ``compile`` as :func:`run_inference`. Writes
     ``output_dir/results/keypoints_{set}_results.json`` and, when the split has keypoint ground
     truth, ``stats_{set}.json``; prints the table on rank 0 when ``verbose``.
 
@@ -245,7 +253,7 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
                             num_workers=cfg.train.workers, pin_memory=device.type == "cuda")
         preds = run_inference(model, loader, dataset.codec, flip_test=cfg.test.flip_test,
                               shift_heatmap=cfg.test.shift_heatmap, refine=cfg.test.refine, device=device,
-                              amp=amp, channels_last=channels_last)
+                              amp=amp, channels_last=channels_last, compile=compile)
     else:
         preds = Predictions.empty(num_joints)
     elapsed = time.perf_counter() - t0

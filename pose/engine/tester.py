@@ -47,7 +47,8 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
     """Evaluate the weights (see :func:`resolve_weights`) of ``cfg``'s network on its 'val' split.
 
     ``device`` and ``amp`` override ``cfg.device`` and ``cfg.test.amp`` ('auto': bf16 where the
-    hardware has bf16 units); ``cfg.test.channels_last`` picks the memory format.
+    hardware has bf16 units); ``cfg.test.channels_last`` picks the memory format and
+    ``cfg.test.compile`` whether the network is compiled (:class:`pose.runtime.FrozenNetwork`).
 
     Returns the ten stats ({} for a split without keypoint ground truth); writes the results file,
     the stats file and the merged config under ``cfg.output_dir/results/``.
@@ -64,14 +65,17 @@ def run_test(cfg: Config, weights: str | os.PathLike | None = None, *, device: s
         print(f"=> weights {path}: {report}")
     model.to(dev)
     precision = runtime.resolve_amp(amp or cfg.test.amp, dev)
+    compiled, why = runtime.resolve_compile(cfg.test.compile, dev, deterministic=False, key="test.compile")
+    if not compiled and cfg.test.compile == "true" and rank == 0:
+        logger.warning("=> %s: evaluating eagerly (uncompiled) instead; test.compile=false silences this", why)
     if verbose and rank == 0:
         boxes = "ground-truth boxes" if cfg.test.use_gt_bbox else f"detections {cfg.data.det_file}"
         print(f"=> {dataset.image_set}: {len(dataset)} person crops ({boxes}), flip test "
               f"{'on' if cfg.test.flip_test else 'off'}, codec {cfg.data.codec}, device {dev}, amp {precision}"
-              + (", channels_last" if cfg.test.channels_last else ""))
+              + (", channels_last" if cfg.test.channels_last else "") + (", compiled" if compiled else ""))
         print(f"=> {malloc}")
     if rank == 0:
         results_file, _ = results_paths(cfg.output_dir, dataset.image_set)
         save_config(cfg, results_file.parent / f"test_config_{dataset.image_set}.yaml")
     return evaluate(model, dataset, cfg, cfg.output_dir, dev, amp=precision, channels_last=cfg.test.channels_last,
-                    verbose=verbose)
+                    compile=compiled, verbose=verbose)
