@@ -135,3 +135,14 @@ def test_ddp_ranks_infer_disjoint_shards_and_rank0_finishes_all(coco_root, tmp_p
     n = len(build_dataset(make_cfg(coco_root, tmp_path, "test.use_gt_bbox=false"), "val"))
     assert seen[0]["inferred"] == list(range(0, n, 2)) and seen[1]["inferred"] == list(range(1, n, 2))
     assert seen[0]["finished"] == list(range(n)) and "finished" not in seen[1]
+
+
+def test_inference_defaults_are_plain_float32_eager():
+    """Callers that pass nothing (the trainer's validation, user code) get the reference path: float32,
+    contiguous, uncompiled (a compiled default would freeze the weights of a network still training)."""
+    import inspect
+
+    for fn in (evaluate, run_inference):
+        params = inspect.signature(fn).parameters
+        assert (params["amp"].default, params["channels_last"].default, params["compile"].default) == \
+            ("none", False, False), fn.__name__
