@@ -75,3 +75,74 @@ def test_each_result_carries_its_records_category(coco_root, tmp_path, category)
     results_file, _ = results_paths(cfg.output_dir, "val2017")
     assert {r["category_id"] for r in json.loads(results_file.read_text())} == {category}
     assert (stats["AP"] > 0.05) is (category == 1)  # pycocotools matches results by category
+
+
+def test_a_split_without_crops_is_evaluated_as_empty(coco_root, tmp_path):  # noqa: F811
+    """No detections pass (an empty shard): an empty results file and zero AP, not a crash."""
+    cfg = make_cfg(coco_root, tmp_path, "test.use_gt_bbox=false")
+    dataset = build_dataset(cfg, "val")
+    dataset.records = []
+    stats = evaluate(DiagonalModel(), dataset, cfg, cfg.output_dir, "cpu", verbose=False)
+    results_file, _ = results_paths(cfg.output_dir, "val2017")
+    assert json.loads(results_file.read_text()) == []
+    assert stats["AP"] <= 0.0 and stats["AR"] <= 0.0  # pycocotools' -1 or 0 for nothing to match
+
+
+def _ddp_spy_worker(rank, world, port, root, out, queue):
+    """One rank of a gloo run whose inference and final step record what they were given."""
+    import os
+
+    import torch.distributed as dist
+
+    from pose.engine import evaluator
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    seen = {}
+    run_inference, finish = evaluator.run_inference, evaluator._finish
+
+    def spy_inference(model, loader, *args, **kwargs):
+        preds = run_inference(model, loader, *args, **kwargs)
+        seen["inferred"] = sorted(preds.indices.tolist())
+        return preds
+
+    def spy_finish(preds, *args, **kwargs):
+        seen["finished"] = sorted(preds.indices.tolist())
+        return finish(preds, *args, **kwargs)
+
+    evaluator.run_inference, evaluator._finish = spy_inference, spy_finish
+    try:
+        cfg = make_cfg(root, out, "test.use_gt_bbox=false")
+        evaluate(DiagonalModel(), build_dataset(cfg, "val"), cfg, out / "out", "cpu", verbose=False)
+        queue.put((rank, seen))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_ranks_infer_disjoint_shards_and_rank0_finishes_all(coco_root, tmp_path):  # noqa: F811
+    """OKS NMS would hide crops evaluated twice (identical copies), so the shards are checked directly:
+    rank r infers crops r, r + 2, ..., and rank 0 post-processes each crop exactly once."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.start_processes(_ddp_spy_worker, args=(2, port, coco_root, tmp_path, queue), nprocs=2, start_method="spawn")
+    seen = dict(queue.get() for _ in range(2))
+    n = len(build_dataset(make_cfg(coco_root, tmp_path, "test.use_gt_bbox=false"), "val"))
+    assert seen[0]["inferred"] == list(range(0, n, 2)) and seen[1]["inferred"] == list(range(1, n, 2))
+    assert seen[0]["finished"] == list(range(n)) and "finished" not in seen[1]
+
+
+def test_inference_defaults_are_plain_float32_eager():
+    """Callers that pass nothing (the trainer's validation, user code) get the reference path: float32,
+    contiguous, uncompiled (a compiled default would freeze the weights of a network still training)."""
+    import inspect
+
+    for fn in (evaluate, run_inference):
+        params = inspect.signature(fn).parameters
+        assert (params["amp"].default, params["channels_last"].default, params["compile"].default) == \
+            ("none", False, False), fn.__name__

@@ -244,7 +244,7 @@ def evaluate(model: nn.Module, dataset, cfg: Config, output_dir: str | os.PathLi
     rank, world = runtime.rank(), runtime.world_size()
     indices = range(rank, len(dataset), world)
     shard = Subset(dataset, indices) if world > 1 else dataset
-    num_joints = cfg.model.num_joints
+    num_joints = dataset.keypoints.num_joints  # cfg.model.num_joints may still be 0 (auto)
     t0 = time.perf_counter()
     if len(indices):
         if cfg.train.workers > 0:

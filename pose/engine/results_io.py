@@ -37,7 +37,7 @@ def keypoint_results(image_ids: np.ndarray, keypoints: np.ndarray, scores: np.nd
     if keypoints.ndim != 3 or keypoints.shape[2] != 3 or len(image_ids) != n or len(scores) != n:
         raise ValueError(f"keypoints must be (N, K, 3) with N image ids and scores; got {keypoints.shape}, "
                          f"{len(image_ids)} ids, {len(scores)} scores")
-    flat = keypoints.reshape(n, -1).astype(np.float64).tolist()
+    flat = keypoints.reshape(n, 3 * keypoints.shape[1]).astype(np.float64).tolist()  # -1 fails for n = 0
     ids = np.asarray(image_ids).astype(np.int64).tolist()
     scores = np.asarray(scores, dtype=np.float64).tolist()
     cats = np.broadcast_to(np.asarray(category_ids, np.int64), (n,)).tolist()
