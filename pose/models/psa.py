@@ -109,9 +109,11 @@ class PolarizedSelfAttention(nn.Module):
     # ----------------------------------------------------------------------------------------
     # Fast path
     # ----------------------------------------------------------------------------------------
-    def _w(self, conv: nn.Conv2d) -> torch.Tensor:
-        """A 1x1 conv's weight as a (out, in) matrix."""
-        return conv.weight.view(conv.weight.shape[0], conv.weight.shape[1])
+    def _w(self, conv: nn.Conv2d, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """A 1x1 conv's weight as a (out, in) matrix, in ``dtype`` where given (the C-vector work runs
+        in float32 also for a module whose weights were converted to bf16 or fp16)."""
+        w = conv.weight.view(conv.weight.shape[0], conv.weight.shape[1])
+        return w if dtype is None else _cast(w, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reference:
@@ -134,13 +136,16 @@ class PolarizedSelfAttention(nn.Module):
         n, c, h, w = x.shape
         pix = _Pixels(x)
         _, pooled = _query_pool(pix, self._w(self.conv_q_right))
+        vt = pooled.dtype
         conv_a, norm, _, conv_b = self.conv_up
-        u = F.linear(F.linear(pooled[:, 0], self._w(self.conv_v_right)), self._w(conv_a), conv_a.bias)
-        u = F.layer_norm(u, (conv_a.out_channels,), norm.weight.view(-1), norm.bias.view(-1), norm.eps)
-        a_ch = torch.sigmoid(F.linear(F.relu(u), self._w(conv_b), conv_b.bias))
-        wv = self._w(self.conv_v_left).unsqueeze(0) * a_ch.unsqueeze(1)  # (N, C/2, C)
+        u = F.linear(F.linear(pooled[:, 0], self._w(self.conv_v_right, vt)), self._w(conv_a, vt),
+                     _cast(conv_a.bias, vt))
+        u = F.layer_norm(u, (conv_a.out_channels,), _cast(norm.weight.view(-1), vt), _cast(norm.bias.view(-1), vt),
+                         norm.eps)
+        a_ch = torch.sigmoid(F.linear(F.relu(u), self._w(conv_b, vt), _cast(conv_b.bias, vt)))
+        wv = self._w(self.conv_v_left, vt).unsqueeze(0) * a_ch.unsqueeze(1)  # (N, C/2, C)
         theta = torch.softmax(pix.project(wv), dim=2)  # (N, C/2, HW)
-        sp_logits = torch.bmm(F.linear(pooled[:, 1] * a_ch, self._w(self.conv_q_left)).unsqueeze(1), theta)
+        sp_logits = torch.bmm(F.linear(pooled[:, 1] * a_ch, self._w(self.conv_q_left, vt)).unsqueeze(1), theta)
         a_sp = torch.sigmoid(sp_logits)
         return x * a_ch.to(x.dtype).view(n, c, 1, 1) * a_sp.to(x.dtype).view(n, 1, h, w)
 
@@ -390,8 +395,8 @@ def _head_forward(module: PolarizedSelfAttention, z: torch.Tensor, gap: torch.Te
     (paper): the spatial branch sees y = x * A_ch, so GAP(y) = A_ch * GAP(x) and
     W(y_p) = (W diag A_ch) x_p: A_ch is folded into the vectors and e = A_ch * (W_v'^T q).
     """
-    wv, wz = module._w(module.conv_v_right), module._w(module.conv_up)
-    wq2, wv2 = module._w(module.conv_q_left), module._w(module.conv_v_left)
+    wv, wz = module._w(module.conv_v_right, z.dtype), module._w(module.conv_up, z.dtype)
+    wq2, wv2 = module._w(module.conv_q_left, z.dtype), module._w(module.conv_v_left, z.dtype)
     v = z @ wv.t()
     u = v @ wz.t()
     if module.variant == "paper":
@@ -426,8 +431,8 @@ def _softmax_backward(grad: torch.Tensor, out: torch.Tensor, *, dim: int) -> tor
 def _head_backward(module: PolarizedSelfAttention, head, d_ach: torch.Tensor, de: torch.Tensor):
     """Gradients of :func:`_head_forward`: (dz, dGAP, {parameter name: gradient})."""
     a_ch, _, z, gap, v, u, mean, rstd, m, pi, e0 = head
-    wv, wz = module._w(module.conv_v_right), module._w(module.conv_up)
-    wq2, wv2 = module._w(module.conv_q_left), module._w(module.conv_v_left)
+    wv, wz = module._w(module.conv_v_right, z.dtype), module._w(module.conv_up, z.dtype)
+    wq2, wv2 = module._w(module.conv_q_left, z.dtype), module._w(module.conv_v_left, z.dtype)
     grads = {}
     if module.layout == "sequential":
         d_ach = d_ach + de * e0
