@@ -106,9 +106,14 @@ def compile_backend_error(device: torch.device) -> str | None:
         if not torch.allclose(compiled(x), probe(x)):
             return "inductor's test function returned wrong values"
     except Exception as exc:  # whatever the backend raised: the caller falls back to eager
-        first = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {first[0] if first else ''}".rstrip(": ")
+        return _first_line(exc)
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: inductor's errors run to pages of generated code."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def resolve_compile(setting: str, device: torch.device, *, deterministic: bool,
@@ -203,8 +208,7 @@ class FrozenNetwork:
         except Exception as exc:  # whatever inductor raised; a size that ran before is not compiling
             if size in self._ran:
                 raise
-            first = (str(exc).strip().splitlines() or [""])[0]
-            warnings.warn(f"compiling the network for batches of {size} failed ({type(exc).__name__}: {first}); "
+            warnings.warn(f"compiling the network for batches of {size} failed ({_first_line(exc)}); "
                           "running it eagerly", RuntimeWarning, stacklevel=3)
             self._eager.add(size)
             return self.net(images)
